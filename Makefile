@@ -1,0 +1,40 @@
+# Common chores. `make demo` and `make test` set up .venv on their own.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export FASTREID_DATASETS ?= $(CURDIR)/datasets
+
+.PHONY: venv demo test lint format clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,deploy,faiss]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fastreid tools tests benchmarks projects
+	$(VENV)/bin/ruff format --check fastreid tools tests benchmarks projects
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix fastreid tools tests benchmarks projects
+	$(VENV)/bin/ruff format fastreid tools tests benchmarks projects
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_infer.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache logs/demo

@@ -1,0 +1,3 @@
+from .config import CfgNode, ConfigKeyError, configurable, get_cfg
+
+__all__ = ["CfgNode", "ConfigKeyError", "configurable", "get_cfg"]

@@ -1,0 +1,239 @@
+"""yacs-based configuration with ``_BASE_`` inheritance and helpful key errors."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+import yaml
+from yacs.config import CfgNode as _CfgNode
+
+BASE_KEY = "_BASE_"
+
+
+class ConfigKeyError(KeyError):
+    """A config key that does not exist; the message names the closest valid keys."""
+
+    def __str__(self) -> str:  # KeyError would print the message inside quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class CfgNode(_CfgNode):
+    """A yacs ``CfgNode`` that understands FastReID recipes.
+
+    * ``_BASE_: path.yml`` in a YAML file is merged first, relative to that file, recursively.
+    * Unknown keys raise :class:`ConfigKeyError` naming the closest valid keys.
+    """
+
+    @classmethod
+    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> Dict[str, Any]:
+        """Load a YAML file, resolving ``_BASE_`` chains into one merged dict."""
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f"Config file not found: '{filename}'.")
+        with open(filename, encoding="utf-8") as f:
+            try:
+                cfg = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                if not allow_unsafe:
+                    raise ValueError(f"Config file '{filename}' is not valid YAML: {e}") from e
+                f.seek(0)
+                cfg = yaml.unsafe_load(f)
+        if cfg is None:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise ValueError(f"Config file '{filename}' must hold a mapping of keys at top level.")
+
+        base = cfg.pop(BASE_KEY, None)
+        if base is None:
+            return cfg
+        base_path = os.path.expanduser(base)
+        if not os.path.isabs(base_path):
+            base_path = os.path.join(os.path.dirname(os.path.abspath(filename)), base_path)
+        base_cfg = cls.load_yaml_with_base(base_path, allow_unsafe=allow_unsafe)
+        _merge_dict_into(cfg, base_cfg)
+        return base_cfg
+
+    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+        self._check_keys(loaded, source=f"config file '{cfg_filename}'")
+        self._coerce_numbers(loaded)
+        self.merge_from_other_cfg(type(self)(loaded))
+
+    def merge_from_list(self, cfg_list: List[Any]) -> None:
+        """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` as given on the command line."""
+        if len(cfg_list) % 2 != 0:
+            raise ValueError(
+                "Config overrides must come in KEY VALUE pairs; got an odd number of items: "
+                f"{list(cfg_list)}"
+            )
+        pairs = []
+        for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
+            key = str(key)
+            self._check_full_key(key, source="command-line override")
+            value = _CfgNode._decode_cfg_value(value)
+            default = self._value_at(key)
+            pairs += [key, _int_to_float(value, default)]
+        super().merge_from_list(pairs)
+
+    # -- key checks ---------------------------------------------------------------------------
+    def all_keys(self, prefix: str = "") -> List[str]:
+        keys = []
+        for k, v in self.items():
+            full = f"{prefix}{k}"
+            keys.append(full)
+            if isinstance(v, _CfgNode):
+                keys.extend(v.all_keys(full + ".") if isinstance(v, CfgNode) else [])
+        return keys
+
+    def _unknown_key(self, full_key: str, source: str) -> ConfigKeyError:
+        close = difflib.get_close_matches(full_key, self.all_keys(), n=3, cutoff=0.6)
+        hint = f" Closest valid keys: {', '.join(close)}." if close else ""
+        return ConfigKeyError(f"Unknown config key '{full_key}' in {source}.{hint}")
+
+    def _check_full_key(self, full_key: str, source: str) -> None:
+        node: Any = self
+        for part in full_key.split("."):
+            if not isinstance(node, _CfgNode):
+                raise self._unknown_key(full_key, source)
+            if part not in node:
+                if node.is_new_allowed():
+                    return
+                raise self._unknown_key(full_key, source)
+            node = node[part]
+
+    def _check_keys(self, loaded: Dict[str, Any], source: str, prefix: str = "") -> None:
+        node = self._node_at(prefix)
+        for k, v in loaded.items():
+            full = f"{prefix}{k}"
+            if k not in node:
+                if node.is_new_allowed():
+                    continue
+                raise self._unknown_key(full, source)
+            if isinstance(v, dict) and isinstance(node[k], _CfgNode):
+                self._check_keys(v, source, prefix=full + ".")
+
+    def _value_at(self, full_key: str) -> Any:
+        node: Any = self
+        for part in full_key.split("."):
+            if not isinstance(node, _CfgNode) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def _coerce_numbers(self, loaded: Dict[str, Any], prefix: str = "") -> None:
+        """Let YAML write ``1`` where the default is the float ``1.0`` (yacs would refuse)."""
+        for k, v in loaded.items():
+            full = f"{prefix}{k}"
+            if isinstance(v, dict):
+                self._coerce_numbers(v, prefix=full + ".")
+            else:
+                loaded[k] = _int_to_float(v, self._value_at(full))
+
+    def _node_at(self, prefix: str) -> _CfgNode:
+        node: _CfgNode = self
+        for part in filter(None, prefix.split(".")):
+            node = node[part]
+        return node
+
+
+def _int_to_float(value: Any, default: Any) -> Any:
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _merge_dict_into(src: Dict[str, Any], dst: Dict[str, Any]) -> None:
+    """Recursively merge ``src`` into ``dst`` (``src`` wins)."""
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge_dict_into(v, dst[k])
+        else:
+            dst[k] = v
+
+
+def get_cfg() -> CfgNode:
+    """A fresh copy of the default config (see ``fastreid/config/defaults.py``)."""
+    from .defaults import _C
+
+    return _C.clone()
+
+
+def configurable(init_func: Optional[Callable] = None, *, from_config: Optional[Callable] = None):
+    """Give a class or function a second door that takes a config.
+
+    On a class ``__init__`` (the class defines ``from_config(cls, cfg, ...)`` returning a dict of
+    keyword arguments)::
+
+        class Head(nn.Module):
+            @configurable
+            def __init__(self, *, feat_dim, num_classes): ...
+
+            @classmethod
+            def from_config(cls, cfg):
+                return {"feat_dim": cfg.MODEL.BACKBONE.FEAT_DIM, ...}
+
+        Head(feat_dim=2048, num_classes=751)  # explicit arguments
+        Head(cfg)                             # from a config
+
+    On a function, pass ``from_config=`` with the translating function.
+    """
+    if init_func is not None:
+        if not (inspect.isfunction(init_func) and init_func.__name__ == "__init__"):
+            raise TypeError("@configurable without arguments is only for a class __init__.")
+
+        @functools.wraps(init_func)
+        def wrapped_init(self, *args, **kwargs):
+            if _called_with_cfg(*args, **kwargs):
+                from_config_func = getattr(type(self), "from_config", None)
+                if from_config_func is None:
+                    raise AttributeError(
+                        f"{type(self).__name__} is @configurable but defines no from_config()."
+                    )
+                explicit = _get_args_from_config(from_config_func, *args, **kwargs)
+                init_func(self, **explicit)
+            else:
+                init_func(self, *args, **kwargs)
+
+        return wrapped_init
+
+    if from_config is None:
+        raise TypeError("@configurable(from_config=...) needs the translating function.")
+
+    def decorator(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapped(*args, **kwargs):
+            if _called_with_cfg(*args, **kwargs):
+                return func(**_get_args_from_config(from_config, *args, **kwargs))
+            return func(*args, **kwargs)
+
+        wrapped.from_config = from_config  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+def _called_with_cfg(*args, **kwargs) -> bool:
+    if args and isinstance(args[0], _CfgNode):
+        return True
+    return isinstance(kwargs.get("cfg"), _CfgNode)
+
+
+def _get_args_from_config(from_config_func: Callable, *args, **kwargs) -> Dict[str, Any]:
+    signature = inspect.signature(from_config_func)
+    params = list(signature.parameters)
+    if not params or params[0] != "cfg":
+        raise TypeError(f"{from_config_func.__qualname__} must take 'cfg' as its first argument.")
+    accepts_var_kw = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    )
+    if accepts_var_kw:
+        return from_config_func(*args, **kwargs)
+    supported = set(params)
+    extra = {k: kwargs.pop(k) for k in list(kwargs) if k not in supported}
+    result = from_config_func(*args, **kwargs)
+    result.update(extra)  # explicit keyword arguments win over the config
+    return result
+

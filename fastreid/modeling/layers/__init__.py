@@ -1,0 +1,3 @@
+from .batch_norm import BatchNorm, FrozenBatchNorm, GhostBatchNorm, get_norm
+
+__all__ = ["BatchNorm", "FrozenBatchNorm", "GhostBatchNorm", "get_norm"]
