@@ -140,8 +140,9 @@ _C.MODEL.LOSSES.COSFACE.SCALE = 1.0
 # Path to full-model weights (a fastreid or FastReID checkpoint) loaded before training/eval.
 _C.MODEL.WEIGHTS = ""
 
-# Per-channel mean / std of the input in 0-255 RGB; normalisation happens inside the model.
+# Per-channel mean of the input in 0-255 RGB; normalisation happens inside the model.
 _C.MODEL.PIXEL_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+# Per-channel standard deviation of the input in 0-255 RGB.
 _C.MODEL.PIXEL_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 
 # ---------------------------------------------------------------------------- #
