@@ -1,0 +1,143 @@
+"""Backbones build from a config, return honest feature maps and keep FastReID's names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastreid.config import get_cfg
+from fastreid.modeling.backbones import BACKBONE_REGISTRY, build_backbone
+
+
+def make_cfg(name: str, depth: str, feat_dim: int, **backbone_keys):
+    cfg = get_cfg()
+    cfg.MODEL.BACKBONE.NAME = name
+    cfg.MODEL.BACKBONE.DEPTH = depth
+    cfg.MODEL.BACKBONE.FEAT_DIM = feat_dim
+    cfg.MODEL.BACKBONE.PRETRAIN = False
+    for key, value in backbone_keys.items():
+        cfg.MODEL.BACKBONE[key] = value
+    return cfg
+
+
+def forward_backward(model: torch.nn.Module, **kwargs) -> torch.Tensor:
+    model.train()
+    x = torch.randn(2, 3, 64, 32, requires_grad=True)
+    out = model(x, **kwargs)
+    out.float().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    return out
+
+
+# (builder, depth, feat_dim, extra keys): the smallest variant of every family runs a step.
+SMALL_BACKBONES = [
+    ("build_resnet_backbone", "18x", 512, {}),
+    ("build_resnet_backbone", "18x", 512, {"WITH_IBN": True, "WITH_SE": True}),
+    ("build_resnet_backbone", "34x", 512, {"WITH_NL": True}),
+    ("build_resnext_backbone", "50x_8x4d", 2048, {}),
+]
+
+
+@pytest.mark.parametrize("name,depth,feat_dim,keys", SMALL_BACKBONES)
+def test_backbone_forward_backward_returns_feat_dim_channels(name, depth, feat_dim, keys):
+    model = build_backbone(make_cfg(name, depth, feat_dim, **keys))
+    assert model.feat_dim == feat_dim
+    kwargs = {"camids": torch.tensor([0, 1])} if getattr(model, "accepts_camids", False) else {}
+    out = forward_backward(model, **kwargs)
+    assert out.dim() == 4 and out.shape[:2] == (2, feat_dim)
+
+
+def test_every_registered_backbone_is_covered_by_a_forward_test():
+    covered = {name for name, *_ in SMALL_BACKBONES}
+    assert covered == set(BACKBONE_REGISTRY.names())
+
+
+def test_wrong_feat_dim_names_the_key_and_the_right_value():
+    with pytest.raises(ValueError, match=r"MODEL\.BACKBONE\.FEAT_DIM 512"):
+        build_backbone(make_cfg("build_resnet_backbone", "18x", 2048))
+
+
+def test_unknown_depth_lists_the_choices():
+    with pytest.raises(KeyError, match="50x"):
+        build_backbone(make_cfg("build_resnet_backbone", "51x", 2048))
+
+
+@pytest.mark.parametrize("depth,params_millions", [("50x", 23.5), ("101x", 42.5), ("152x", 58.1)])
+def test_large_resnets_build_on_meta_with_expected_size(depth, params_millions):
+    with torch.device("meta"):
+        model = build_backbone(make_cfg("build_resnet_backbone", depth, 2048))
+    count = sum(p.numel() for p in model.parameters()) / 1e6
+    assert count == pytest.approx(params_millions, abs=0.1)
+
+
+def test_resnet_last_stride_one_keeps_a_16x8_map_at_256x128():
+    model = build_backbone(make_cfg("build_resnet_backbone", "18x", 512, LAST_STRIDE=1)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 256, 128)).shape == (1, 512, 16, 8)
+    model = build_backbone(make_cfg("build_resnet_backbone", "18x", 512, LAST_STRIDE=2)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 256, 128)).shape == (1, 512, 8, 4)
+
+
+def _fastreid_r50_names(ibn: bool = False, nl: bool = False) -> set:
+    """Parameter/buffer names of FastReID's ResNet-50 backbone, written out from its layout."""
+    norm = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    names = {"conv1.weight"} | {f"bn1.{s}" for s in norm}
+    for stage, blocks in enumerate([3, 4, 6, 3], start=1):
+        for b in range(blocks):
+            prefix = f"layer{stage}.{b}"
+            for i in (1, 2, 3):
+                names.add(f"{prefix}.conv{i}.weight")
+            if ibn and stage < 4:
+                names |= {f"{prefix}.bn1.IN.weight", f"{prefix}.bn1.IN.bias"}
+                names |= {f"{prefix}.bn1.BN.{s}" for s in norm}
+            else:
+                names |= {f"{prefix}.bn1.{s}" for s in norm}
+            names |= {f"{prefix}.bn2.{s}" for s in norm} | {f"{prefix}.bn3.{s}" for s in norm}
+            if b == 0:
+                names.add(f"{prefix}.downsample.0.weight")
+                names |= {f"{prefix}.downsample.1.{s}" for s in norm}
+    if nl:
+        for stage, count in ((2, 2), (3, 3)):
+            for j in range(count):
+                prefix = f"NL_{stage}.{j}"
+                for conv in ("g", "theta", "phi", "W.0"):
+                    names |= {f"{prefix}.{conv}.weight", f"{prefix}.{conv}.bias"}
+                names |= {f"{prefix}.W.1.{s}" for s in norm}
+    return names
+
+
+@pytest.mark.parametrize("ibn,nl", [(False, False), (True, False), (False, True)])
+def test_resnet50_state_dict_names_match_fastreid(ibn, nl):
+    with torch.device("meta"):
+        model = build_backbone(
+            make_cfg("build_resnet_backbone", "50x", 2048, WITH_IBN=ibn, WITH_NL=nl)
+        )
+    assert set(model.state_dict()) == _fastreid_r50_names(ibn=ibn, nl=nl)
+
+
+def test_resnet_se_uses_fastreid_bias_free_linear_names():
+    with torch.device("meta"):
+        model = build_backbone(make_cfg("build_resnet_backbone", "50x", 2048, WITH_SE=True))
+    state = model.state_dict()
+    assert state["layer1.0.se.fc.0.weight"].shape == (256 // 16, 256)
+    assert state["layer4.2.se.fc.2.weight"].shape == (2048, 2048 // 16)
+    assert "layer1.0.se.fc.0.bias" not in state
+
+
+def test_resnet_non_local_blocks_follow_the_last_blocks_of_stages_2_and_3():
+    model = build_backbone(make_cfg("build_resnet_backbone", "50x", 2048, WITH_NL=True))
+    assert [len(getattr(model, f"NL_{i}")) for i in range(1, 5)] == [0, 2, 3, 0]
+    assert model.nl_positions == [[], [2, 3], [3, 4, 5], []]
+
+
+def test_resnet_forward_stages_are_pre_relu_and_end_at_the_forward_output():
+    model = build_backbone(make_cfg("build_resnet_backbone", "18x", 512)).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        stages = model.forward_stages(x)
+        out = model(x)
+    assert [s.shape[1] for s in stages] == model.stage_channels == [64, 128, 256, 512]
+    assert all((s < 0).any() for s in stages)  # negative values: taken before the ReLU
+    torch.testing.assert_close(stages[-1].relu(), out)
+    assert len(model.get_bn_before_relu()) == 4
