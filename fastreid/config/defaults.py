@@ -137,6 +137,17 @@ _C.MODEL.LOSSES.COSFACE.GAMMA = 128
 # Weight of this loss.
 _C.MODEL.LOSSES.COSFACE.SCALE = 1.0
 
+# (fastreid) MoCo memory loss: pairwise CosFace of the features against the key queue.
+_C.MODEL.LOSSES.MEMORY = CN()
+# (fastreid) Additive cosine margin of the memory loss.
+_C.MODEL.LOSSES.MEMORY.MARGIN = 0.25
+# (fastreid) Scale factor of the memory loss.
+_C.MODEL.LOSSES.MEMORY.GAMMA = 32.0
+# (fastreid) Weight of the memory loss.
+_C.MODEL.LOSSES.MEMORY.SCALE = 1.0
+# (fastreid) Momentum of the key encoder that fills the queue.
+_C.MODEL.LOSSES.MEMORY.MOMENTUM = 0.999
+
 # Path to full-model weights (a fastreid or FastReID checkpoint) loaded before training/eval.
 _C.MODEL.WEIGHTS = ""
 
