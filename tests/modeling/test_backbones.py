@@ -11,6 +11,7 @@ from fastreid.modeling.backbones import BACKBONE_REGISTRY, build_backbone
 
 def make_cfg(name: str, depth: str, feat_dim: int, **backbone_keys):
     cfg = get_cfg()
+    cfg.INPUT.SIZE_TRAIN = [64, 32]
     cfg.MODEL.BACKBONE.NAME = name
     cfg.MODEL.BACKBONE.DEPTH = depth
     cfg.MODEL.BACKBONE.FEAT_DIM = feat_dim
@@ -35,6 +36,16 @@ SMALL_BACKBONES = [
     ("build_resnet_backbone", "18x", 512, {"WITH_IBN": True, "WITH_SE": True}),
     ("build_resnet_backbone", "34x", 512, {"WITH_NL": True}),
     ("build_resnext_backbone", "50x_8x4d", 2048, {}),
+    ("build_resnest_backbone", "50x", 2048, {"WITH_IBN": True}),
+    ("build_osnet_backbone", "x0_25", 128, {}),
+    ("build_osnet_backbone", "x0_25", 128, {"WITH_IBN": True}),
+    ("build_mobilenetv2_backbone", "0.5x", 1280, {}),
+    ("build_mobilenetv3_backbone", "small", 576, {}),
+    ("build_efficientnet_backbone", "b0", 1280, {}),
+    ("build_efficientnet_backbone", "lite0", 1280, {}),
+    ("build_regnet_backbone", "400x", 400, {}),
+    ("build_repvgg_backbone", "A0", 1280, {}),
+    ("build_vit_backbone", "small", 768, {"NUM_CAMERAS": 3, "STRIDE_SIZE": (12, 12)}),
 ]
 
 

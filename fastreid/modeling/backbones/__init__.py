@@ -1,13 +1,38 @@
 """Backbones: registered builders ``fn(cfg) -> nn.Module`` returning feature maps."""
 
 from .build import BACKBONE_REGISTRY, build_backbone, check_feat_dim
+from .efficientnet import build_efficientnet_backbone
+from .mobilenet import MobileNetFeatures, build_mobilenetv2_backbone, build_mobilenetv3_backbone
+from .osnet import OSNet, build_osnet_backbone
+from .pretrained import LoadReport, load_backbone_pretrain, load_pretrained_weights
+from .regnet import RegNetFeatures, build_regnet_backbone
+from .repvgg import RepVGG, build_repvgg_backbone
+from .resnest import ResNeSt, build_resnest_backbone
 from .resnet import ResNet, build_resnet_backbone, build_resnext_backbone
+from .vit import VisionTransformer, build_vit_backbone
 
 __all__ = [
     "BACKBONE_REGISTRY",
     "build_backbone",
     "check_feat_dim",
+    "LoadReport",
+    "load_backbone_pretrain",
+    "load_pretrained_weights",
+    "MobileNetFeatures",
+    "OSNet",
+    "RegNetFeatures",
+    "RepVGG",
+    "ResNeSt",
     "ResNet",
+    "VisionTransformer",
+    "build_efficientnet_backbone",
+    "build_mobilenetv2_backbone",
+    "build_mobilenetv3_backbone",
+    "build_osnet_backbone",
+    "build_regnet_backbone",
+    "build_repvgg_backbone",
+    "build_resnest_backbone",
     "build_resnet_backbone",
     "build_resnext_backbone",
+    "build_vit_backbone",
 ]
