@@ -56,6 +56,8 @@ _C.MODEL.BACKBONE.DROP_PATH_RATIO = 0.1
 _C.MODEL.BACKBONE.DROP_RATIO = 0.0
 # ViT: attention dropout rate.
 _C.MODEL.BACKBONE.ATT_DROP_RATE = 0.0
+# (fastreid) ViT: number of camera ids for the side-information embedding (0 disables it).
+_C.MODEL.BACKBONE.NUM_CAMERAS = 0
 
 # ---------------------------------------------------------------------------- #
 # Heads
