@@ -1,0 +1,43 @@
+"""Evaluation: evaluators, rank metrics, re-ranking, query expansion and ROC figures."""
+
+from .distance import pairwise_distance
+from .evaluator import (
+    EVALUATOR_REGISTRY,
+    DatasetEvaluator,
+    DatasetEvaluators,
+    inference_on_dataset,
+)
+from .query_expansion import aqe
+from .rank import (
+    RankResult,
+    evaluate_rank,
+    evaluate_repeated_draws,
+    evaluate_single_shot,
+    topk_search,
+)
+from .reid_evaluation import ReidEvaluator
+from .rerank import KReciprocalDistance, re_ranking
+from .roc import RocAccumulator, roc_curve_points, tpr_at_fpr
+from .testing import print_csv_format, results_table
+
+__all__ = [
+    "EVALUATOR_REGISTRY",
+    "DatasetEvaluator",
+    "DatasetEvaluators",
+    "KReciprocalDistance",
+    "RankResult",
+    "ReidEvaluator",
+    "RocAccumulator",
+    "aqe",
+    "evaluate_rank",
+    "evaluate_repeated_draws",
+    "evaluate_single_shot",
+    "inference_on_dataset",
+    "pairwise_distance",
+    "print_csv_format",
+    "re_ranking",
+    "results_table",
+    "roc_curve_points",
+    "topk_search",
+    "tpr_at_fpr",
+]

@@ -1,0 +1,150 @@
+"""The evaluator interface and the loop that feeds a model's features to an evaluator."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+from fastreid.utils import comm
+from fastreid.utils.registry import Registry
+
+__all__ = [
+    "EVALUATOR_REGISTRY",
+    "DatasetEvaluator",
+    "DatasetEvaluators",
+    "inference_on_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+EVALUATOR_REGISTRY = Registry("EVALUATOR")
+EVALUATOR_REGISTRY.__doc__ = """Evaluators by class name (``ReidEvaluator``, ...).
+
+A registered evaluator is built as ``Evaluator(cfg, num_query, output_dir)``.
+"""
+
+
+class DatasetEvaluator:
+    """Accumulates model outputs over a dataset and turns them into metrics.
+
+    ``reset()`` before a pass, ``process(inputs, outputs)`` once per batch and ``evaluate()``
+    at the end, which returns an ``OrderedDict`` of named floats (percentages for rank
+    metrics). In distributed runs ``evaluate`` gathers what every process saw.
+    """
+
+    def reset(self) -> None:
+        """Forget everything seen so far."""
+
+    def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
+        """Record one batch: ``inputs`` is the loader's batch dict, ``outputs`` (B, D)."""
+
+    def evaluate(self) -> OrderedDict[str, float]:
+        """Metrics over every batch processed since the last ``reset``."""
+        raise NotImplementedError
+
+
+class DatasetEvaluators(DatasetEvaluator):
+    """Runs several evaluators on the same pass and merges their results."""
+
+    def __init__(self, evaluators: List[DatasetEvaluator]) -> None:
+        self._evaluators = list(evaluators)
+
+    def reset(self) -> None:
+        for evaluator in self._evaluators:
+            evaluator.reset()
+
+    def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
+        for evaluator in self._evaluators:
+            evaluator.process(inputs, outputs)
+
+    def evaluate(self) -> OrderedDict[str, float]:
+        results: OrderedDict[str, float] = OrderedDict()
+        for evaluator in self._evaluators:
+            for key, value in (evaluator.evaluate() or {}).items():
+                if key in results:
+                    raise KeyError(f"Two evaluators both report '{key}'; rename one of them.")
+                results[key] = value
+        return results
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _to_device(batch: Dict, device: torch.device) -> Dict:
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def inference_on_dataset(
+    model: nn.Module,
+    data_loader: Iterable[Dict],
+    evaluator: DatasetEvaluator,
+    flip_test: bool = False,
+) -> OrderedDict[str, float]:
+    """Run ``model`` over ``data_loader`` and return ``evaluator.evaluate()``.
+
+    The model runs in eval mode under ``torch.no_grad`` (its previous mode is restored).
+    Each batch is a dict with ``images`` (B, 3, H, W); the model returns features (B, D).
+    With ``flip_test`` the features of each image and of its horizontal mirror are averaged.
+    A progress bar is shown on the main process and the throughput is logged.
+    """
+    num_batches: Optional[int]
+    try:
+        num_batches = len(data_loader)  # type: ignore[arg-type]
+    except TypeError:
+        num_batches = None
+    device = _model_device(model)
+    evaluator.reset()
+
+    was_training = model.training
+    model.eval()
+    num_images = 0
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            batches = data_loader
+            if comm.is_main_process():
+                from tqdm import tqdm
+
+                batches = tqdm(data_loader, total=num_batches, desc="Inference", leave=False)
+            for batch in batches:
+                if "images" not in batch:
+                    raise KeyError(
+                        "inference_on_dataset expects batches as dicts with an 'images' tensor "
+                        f"(B, 3, H, W); got keys {sorted(batch)}."
+                    )
+                inputs = _to_device(batch, device)
+                outputs = model(inputs)
+                if flip_test:
+                    flipped = dict(inputs, images=inputs["images"].flip(dims=[3]))
+                    outputs = (outputs + model(flipped)) / 2
+                evaluator.process(batch, outputs)
+                num_images += int(batch["images"].shape[0])
+    finally:
+        model.train(was_training)
+
+    elapsed = time.perf_counter() - start
+    total_images = sum(comm.all_gather(num_images)) if comm.get_world_size() > 1 else num_images
+    logger.info(
+        "Inference on %d images took %.2f s (%.1f images/s%s).",
+        total_images,
+        elapsed,
+        total_images / max(elapsed, 1e-9),
+        ", flip test" if flip_test else "",
+    )
+    results = evaluator.evaluate()
+    # An evaluator may return None on non-main processes; callers always get a dict.
+    return results if results is not None else OrderedDict()

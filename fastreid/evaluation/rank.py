@@ -1,0 +1,612 @@
+"""Rank metrics (CMC, mAP, mINP) under the Market-1501 protocol, in bounded memory.
+
+Per query, gallery entries with the same identity AND the same camera are removed, as are
+junk entries (pid -1); distractors (pid 0) stay. A query left with no true match is skipped.
+
+The exact path never sorts a gallery row. It only needs the rank of every true match among
+the kept gallery entries: the true matches' distances are sorted (a handful per query) and
+every other kept entry is dropped into the bin between two consecutive true matches
+(``searchsorted``); a per-row histogram of the bins gives, for each true match, how many
+false matches come before it. Work is O(G log P) per query instead of O(G log G), and only
+one chunk of queries (at most ``chunk_size`` x G values) is held at a time.
+
+For huge galleries the top-k path keeps the ``topk`` nearest gallery entries per query
+(faiss when installed, torch otherwise) and scores only those: mAP is then a lower bound
+(true matches ranked beyond ``topk`` count as never retrieved) and is reported as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .distance import as_feature_tensor, check_metric, pairwise_distance, squared_norms
+
+__all__ = [
+    "RankResult",
+    "evaluate_rank",
+    "evaluate_single_shot",
+    "evaluate_repeated_draws",
+    "topk_search",
+]
+
+logger = logging.getLogger(__name__)
+
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
+DistanceSource = Union[np.ndarray, torch.Tensor, Callable[[int, int], torch.Tensor]]
+ChunkObserver = Callable[[int, torch.Tensor], None]
+
+# Upper bound on the values of one (chunk x gallery) block; keeps memory ~ 25 bytes x this.
+_MAX_BLOCK_ELEMENTS = 1 << 24
+# Gallery rows scored at once by the top-k search.
+_TOPK_GALLERY_BLOCK = 1 << 15
+
+
+class _RankFields(NamedTuple):
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    all_AP: np.ndarray
+    all_INP: np.ndarray
+
+
+class RankResult(_RankFields):
+    """``(cmc, mAP, mINP, all_AP, all_INP)``, fractions in [0, 1].
+
+    cmc (max_rank,): share of valid queries with a true match within the first k entries.
+    all_AP / all_INP (num_valid,): per valid query. Extra attributes: ``num_queries``,
+    ``num_skipped`` (queries with no true match left) and ``topk`` (None for the exact
+    full-gallery ranking, else the number of gallery entries kept per query).
+    """
+
+    num_queries: int = 0
+    num_skipped: int = 0
+    topk: Optional[int] = None
+
+
+def _as_labels(values: ArrayLike, name: str) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(values)).reshape(-1)
+    if tensor.dtype.is_floating_point:
+        raise TypeError(f"{name} must hold integers (identity / camera ids); got {tensor.dtype}.")
+    return tensor.to(torch.int64)
+
+
+def _effective_chunk(chunk_size: int, num_gallery: int) -> int:
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive (TEST.CHUNK_SIZE); got {chunk_size}.")
+    return max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // max(num_gallery, 1)))
+
+
+def _positive_ranks(
+    dist: torch.Tensor,
+    q_pids: torch.Tensor,
+    q_camids: torch.Tensor,
+    g_pids: torch.Tensor,
+    g_camids: torch.Tensor,
+    keep: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """1-based ranks of the true matches of each query among its kept gallery entries.
+
+    dist (C, G) is consumed (overwritten). Returns ``ranks`` (C, P) ascending, padded past
+    ``num_pos`` (C,). A false match at exactly a true match's distance ranks after it.
+    """
+    num_rows = dist.shape[0]
+    same_pid = q_pids[:, None] == g_pids[None, :]
+    excluded = same_pid & (q_camids[:, None] == g_camids[None, :])
+    excluded |= (g_pids < 0)[None, :]
+    if keep is not None:
+        excluded |= ~keep
+    positive = same_pid & ~excluded
+    num_pos = positive.sum(dim=1)
+    max_pos = int(num_pos.max()) if num_rows else 0
+    if max_pos == 0:
+        return torch.zeros(num_rows, 0, dtype=torch.float64), num_pos
+    pos_dist = torch.topk(
+        dist.masked_fill(~positive, math.inf), max_pos, dim=1, largest=False, sorted=True
+    ).values
+    del positive
+    # Every entry that is not a kept false match goes to the last bin, which no true match
+    # counts.
+    excluded |= same_pid
+    del same_pid
+    dist.masked_fill_(excluded, math.inf)
+    del excluded
+    bins = torch.searchsorted(pos_dist.contiguous(), dist, right=True, out_int32=True)
+    offsets = torch.arange(num_rows, dtype=torch.int32) * (max_pos + 1)
+    bins += offsets[:, None]
+    hist = torch.bincount(bins.view(-1), minlength=num_rows * (max_pos + 1))
+    del bins
+    negatives_before = hist.view(num_rows, max_pos + 1)[:, :max_pos].cumsum(dim=1)
+    ranks = negatives_before.to(torch.float64) + torch.arange(1, max_pos + 1, dtype=torch.float64)
+    return ranks, num_pos
+
+
+def _query_metrics(
+    ranks: torch.Tensor, num_found: torch.Tensor, num_total: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AP, INP and first-match rank of each query from its true matches' ranks.
+
+    ranks (C, P) ascending 1-based ranks of the retrieved true matches (padded past
+    ``num_found``); num_total (C,) all true matches (> num_found in top-k mode). Returns
+    (valid mask, AP, INP, first rank) where the last three cover the valid queries only.
+    """
+    valid = num_total > 0
+    ranks, num_found, num_total = ranks[valid], num_found[valid], num_total[valid]
+    total = num_total.to(torch.float64)
+    if ranks.shape[1] == 0:
+        zeros = torch.zeros(len(total), dtype=torch.float64)
+        return valid, zeros, zeros, torch.full_like(zeros, math.inf)
+    position = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float64)
+    found_mask = position[None, :] <= num_found[:, None]
+    precision = torch.where(found_mask, position[None, :] / ranks, torch.zeros_like(ranks))
+    average_precision = precision.sum(dim=1) / total
+    last = (num_found - 1).clamp_min(0)
+    last_rank = ranks.gather(1, last[:, None]).squeeze(1)
+    complete = (num_found == num_total) & (num_found > 0)
+    inverse_negative = torch.where(complete, total / last_rank, torch.zeros_like(total))
+    first = torch.where(num_found > 0, ranks[:, 0], torch.full_like(total, math.inf))
+    return valid, average_precision, inverse_negative, first
+
+
+class _Accumulator:
+    """Collects per-query metrics over chunks and turns them into a RankResult."""
+
+    def __init__(self, max_rank: int) -> None:
+        self.max_rank = max_rank
+        self.ap, self.inp, self.first = [], [], []
+        self.num_queries = 0
+
+    def add(self, ranks, num_found, num_total) -> None:
+        valid, ap, inp, first = _query_metrics(ranks, num_found, num_total)
+        self.num_queries += int(valid.numel())
+        self.ap.append(ap)
+        self.inp.append(inp)
+        self.first.append(first)
+
+    def result(self, topk: Optional[int] = None) -> RankResult:
+        all_ap = torch.cat(self.ap).numpy() if self.ap else np.zeros(0)
+        all_inp = torch.cat(self.inp).numpy() if self.inp else np.zeros(0)
+        first = torch.cat(self.first).numpy() if self.first else np.zeros(0)
+        num_valid = len(all_ap)
+        if num_valid == 0:
+            raise RuntimeError(
+                "No query has a true match in the gallery (after removing same-identity "
+                "same-camera entries); check the query/gallery split and the pids/camids."
+            )
+        cmc = (first[:, None] <= np.arange(1, self.max_rank + 1)[None, :]).mean(axis=0)
+        result = RankResult(cmc, float(all_ap.mean()), float(all_inp.mean()), all_ap, all_inp)
+        result.num_queries = self.num_queries
+        result.num_skipped = self.num_queries - num_valid
+        result.topk = topk
+        if result.num_skipped:
+            logger.info(
+                "%d of %d queries have no true match in the gallery and were skipped.",
+                result.num_skipped,
+                self.num_queries,
+            )
+        return result
+
+
+def _distance_chunks(
+    distmat: Optional[DistanceSource],
+    query_features: Optional[ArrayLike],
+    gallery_features: Optional[ArrayLike],
+    metric: str,
+    num_query: int,
+    chunk: int,
+):
+    """Yields (start, end, distances (end - start, G) float tensor that may be modified)."""
+    if distmat is None:
+        query = as_feature_tensor(query_features, "query_features")
+        gallery = as_feature_tensor(gallery_features, "gallery_features")
+        if query.shape[1] != gallery.shape[1]:
+            raise ValueError(
+                f"Query and gallery features differ in dimension: {query.shape[1]} vs "
+                f"{gallery.shape[1]}."
+            )
+        gallery_norms = squared_norms(gallery)
+        for start in range(0, num_query, chunk):
+            end = min(start + chunk, num_query)
+            yield (
+                start,
+                end,
+                pairwise_distance(
+                    query[start:end], gallery, metric, gallery_sq_norms=gallery_norms
+                ),
+            )
+    elif callable(distmat):
+        for start in range(0, num_query, chunk):
+            end = min(start + chunk, num_query)
+            yield start, end, torch.as_tensor(distmat(start, end))
+    else:
+        for start in range(0, num_query, chunk):
+            end = min(start + chunk, num_query)
+            # A copy: the ranking overwrites its input.
+            yield start, end, torch.as_tensor(np.asarray(distmat[start:end])).clone()
+
+
+def _check_inputs(
+    distmat, query_features, gallery_features, q_pids, g_pids, q_camids, g_camids
+) -> Tuple[int, int]:
+    if distmat is None and (query_features is None or gallery_features is None):
+        raise ValueError("Pass either distmat or both query_features and gallery_features.")
+    num_query, num_gallery = len(q_pids), len(g_pids)
+    if len(q_camids) != num_query or len(g_camids) != num_gallery:
+        raise ValueError(
+            f"pids and camids differ in length: {num_query} query pids vs {len(q_camids)} "
+            f"camids, {num_gallery} gallery pids vs {len(g_camids)} camids."
+        )
+    if distmat is not None and not callable(distmat):
+        shape = tuple(distmat.shape)
+        if shape != (num_query, num_gallery):
+            raise ValueError(
+                f"distmat has shape {shape}; expected (num_query, num_gallery) = "
+                f"({num_query}, {num_gallery})."
+            )
+    if query_features is not None and len(query_features) != num_query:
+        raise ValueError(f"{len(query_features)} query features for {num_query} query pids.")
+    if gallery_features is not None and len(gallery_features) != num_gallery:
+        raise ValueError(
+            f"{len(gallery_features)} gallery features for {num_gallery} gallery pids."
+        )
+    if num_query == 0 or num_gallery == 0:
+        raise ValueError(f"Empty query ({num_query}) or gallery ({num_gallery}) set.")
+    return num_query, num_gallery
+
+
+def _capped_max_rank(max_rank: int, num_gallery: int) -> int:
+    if max_rank > num_gallery:
+        logger.info("Gallery has only %d entries; CMC is cut at that rank.", num_gallery)
+        return num_gallery
+    return max_rank
+
+
+def evaluate_rank(
+    distmat: Optional[DistanceSource],
+    q_pids: ArrayLike,
+    g_pids: ArrayLike,
+    q_camids: ArrayLike,
+    g_camids: ArrayLike,
+    max_rank: int = 50,
+    *,
+    query_features: Optional[ArrayLike] = None,
+    gallery_features: Optional[ArrayLike] = None,
+    metric: str = "cosine",
+    chunk_size: int = 512,
+    topk_gallery_limit: int = 0,
+    topk: int = 1000,
+    on_chunk: Optional[ChunkObserver] = None,
+) -> RankResult:
+    """CMC, mAP and mINP of a query set against a gallery (Market-1501 protocol).
+
+    Args:
+        distmat: distances (Q, G) as an array, or a function ``(start, end) -> (end - start,
+            G)`` tensor of distances for those queries, or None to compute distances from
+            ``query_features`` (Q, D) and ``gallery_features`` (G, D) with ``metric``.
+        q_pids, g_pids, q_camids, g_camids: integer labels (Q,), (G,), (Q,), (G,).
+        max_rank: length of the CMC curve (cut at G for tiny galleries).
+        chunk_size: queries scored at once; memory is O(chunk_size x G), never O(Q x G).
+        topk_gallery_limit: when > 0 and G exceeds it (features given), rank only the
+            ``topk`` nearest gallery entries per query (faiss when installed); mAP and mINP
+            then treat true matches beyond ``topk`` as never retrieved (lower bounds).
+        on_chunk: called as ``on_chunk(start, distances)`` with each chunk of distances
+            before it is ranked (used to accumulate ROC statistics in the same pass).
+
+    Returns:
+        RankResult ``(cmc, mAP, mINP, all_AP, all_INP)`` as fractions, with ``num_skipped``.
+    """
+    metric = check_metric(metric)
+    num_query, num_gallery = _check_inputs(
+        distmat, query_features, gallery_features, q_pids, g_pids, q_camids, g_camids
+    )
+    q_pids_t, g_pids_t = _as_labels(q_pids, "q_pids"), _as_labels(g_pids, "g_pids")
+    q_cam_t, g_cam_t = _as_labels(q_camids, "q_camids"), _as_labels(g_camids, "g_camids")
+    max_rank = _capped_max_rank(max_rank, num_gallery)
+
+    use_topk = (
+        topk_gallery_limit > 0
+        and num_gallery > topk_gallery_limit
+        and distmat is None
+        and topk < num_gallery
+    )
+    if use_topk:
+        return _evaluate_rank_topk(
+            query_features,
+            gallery_features,
+            q_pids_t,
+            g_pids_t,
+            q_cam_t,
+            g_cam_t,
+            max_rank=min(max_rank, topk),
+            metric=metric,
+            topk=topk,
+        )
+
+    chunk = _effective_chunk(chunk_size, num_gallery)
+    accumulator = _Accumulator(max_rank)
+    for start, end, dist in _distance_chunks(
+        distmat, query_features, gallery_features, metric, num_query, chunk
+    ):
+        if on_chunk is not None:
+            on_chunk(start, dist)
+        ranks, num_pos = _positive_ranks(
+            dist, q_pids_t[start:end], q_cam_t[start:end], g_pids_t, g_cam_t
+        )
+        accumulator.add(ranks, num_pos, num_pos)
+    return accumulator.result()
+
+
+# --------------------------------------------------------------------------------------
+# Top-k search for galleries too large to rank exactly
+# --------------------------------------------------------------------------------------
+def _faiss():
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return None
+    return faiss
+
+
+def topk_search(
+    query_features: ArrayLike,
+    gallery_features,
+    k: int,
+    metric: str = "cosine",
+    block_size: int = _TOPK_GALLERY_BLOCK,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest gallery entries of every query, gallery read in blocks.
+
+    ``gallery_features`` is anything with ``len()`` and row slicing (an array, a
+    ``np.load(..., mmap_mode="r")`` memmap, or a lazy block reader), so only one block of
+    gallery rows is in memory at a time. Uses faiss when installed, torch otherwise.
+
+    Returns:
+        distances (Q, k) float32 ascending (cosine: 1 - cos; euclidean: L2) and gallery
+        indices (Q, k) int64.
+    """
+    metric = check_metric(metric)
+    query = as_feature_tensor(query_features, "query_features")
+    if metric == "cosine":
+        query = torch.nn.functional.normalize(query, dim=1)
+    num_gallery = len(gallery_features)
+    k = min(k, num_gallery)
+    faiss = _faiss()
+    query_np = np.ascontiguousarray(query.numpy())
+    largest = metric == "cosine"  # inner products: keep the largest
+    if faiss is not None:
+        heap = faiss.ResultHeap(len(query_np), k, keep_max=largest)
+    else:
+        best_scores = torch.full((len(query), 0), 0.0)
+        best_index = torch.zeros((len(query), 0), dtype=torch.int64)
+    for start in range(0, num_gallery, block_size):
+        block = as_feature_tensor(gallery_features[start : start + block_size], "gallery")
+        if metric == "cosine":
+            block = torch.nn.functional.normalize(block, dim=1)
+        kb = min(k, len(block))
+        if faiss is not None:
+            faiss_metric = faiss.METRIC_INNER_PRODUCT if largest else faiss.METRIC_L2
+            scores, index = faiss.knn(
+                query_np, np.ascontiguousarray(block.numpy()), kb, metric=faiss_metric
+            )
+            heap.add_result(scores, index + start)
+        else:
+            if largest:
+                scores = query @ block.T
+            else:
+                scores = pairwise_distance(query, block, "euclidean").square_()
+            scores, index = torch.topk(scores, kb, dim=1, largest=largest)
+            best_scores = torch.cat([best_scores, scores], dim=1)
+            best_index = torch.cat([best_index, index + start], dim=1)
+            best_scores, order = torch.topk(
+                best_scores, min(k, best_scores.shape[1]), dim=1, largest=largest
+            )
+            best_index = best_index.gather(1, order)
+    if faiss is not None:
+        heap.finalize()
+        scores, index = torch.from_numpy(heap.D), torch.from_numpy(heap.I)
+    else:
+        scores, index = best_scores, best_index
+    distances = (1.0 - scores) if largest else scores.clamp_min(0.0).sqrt()
+    return distances.float().numpy(), index.numpy()
+
+
+def _count_lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """How many times each value of ``queries`` occurs in ``keys``."""
+    values, counts = np.unique(keys, return_counts=True)
+    if len(values) == 0:
+        return np.zeros(len(queries), dtype=np.int64)
+    position = np.searchsorted(values, queries).clip(0, len(values) - 1)
+    return np.where(values[position] == queries, counts[position], 0)
+
+
+def _total_positives(q_pids, q_camids, g_pids, g_camids) -> torch.Tensor:
+    """Kept true matches per query: same pid, not same camera, gallery junk excluded."""
+    qp, qc, gp, gc = (x.numpy() for x in (q_pids, q_camids, g_pids, g_camids))
+    kept = gp >= 0
+    gp, gc = gp[kept], gc[kept]
+    low = min(int(qc.min()), int(gc.min()) if len(gc) else 0)
+    span = max(int(qc.max()), int(gc.max()) if len(gc) else 0) - low + 1
+    same_pid = _count_lookup(gp, qp)
+    same_pid_cam = _count_lookup(gp * span + (gc - low), qp * span + (qc - low))
+    total = same_pid - same_pid_cam
+    total[qp < 0] = 0
+    return torch.from_numpy(total.astype(np.int64))
+
+
+def _evaluate_rank_topk(
+    query_features,
+    gallery_features,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int,
+    metric: str,
+    topk: int,
+) -> RankResult:
+    logger.warning(
+        "Gallery of %d entries exceeds TEST.TOPK_GALLERY_LIMIT: ranking the top %d per query "
+        "only; mAP and mINP are computed over the top-%d (lower bounds of the full values).",
+        len(g_pids),
+        topk,
+        topk,
+    )
+    distances, index = topk_search(query_features, gallery_features, topk, metric)
+    index = torch.from_numpy(index)
+    num_total = _total_positives(q_pids, q_camids, g_pids, g_camids)
+    accumulator = _Accumulator(max_rank)
+    chunk = _effective_chunk(4096, topk)
+    for start in range(0, len(q_pids), chunk):
+        end = min(start + chunk, len(q_pids))
+        idx = index[start:end]
+        idx_valid = idx >= 0  # faiss pads with -1 when the gallery is short
+        gp = g_pids[idx.clamp_min(0)]
+        gc = g_camids[idx.clamp_min(0)]
+        same_pid = gp == q_pids[start:end, None]
+        kept = idx_valid & (gp >= 0) & ~(same_pid & (gc == q_camids[start:end, None]))
+        positive = same_pid & kept
+        rank = kept.cumsum(dim=1).to(torch.float64)
+        num_found = positive.sum(dim=1)
+        ranks = torch.where(positive, rank, torch.full_like(rank, math.inf))
+        ranks = torch.sort(ranks, dim=1).values[:, : max(int(num_found.max()), 0)]
+        accumulator.add(ranks, num_found, num_total[start:end])
+    return accumulator.result(topk=topk)
+
+
+# --------------------------------------------------------------------------------------
+# Repeated random draws: CUHK03 single-gallery-shot and VehicleID protocols
+# --------------------------------------------------------------------------------------
+def _one_per_identity(
+    kept: torch.Tensor, g_pid_index: torch.Tensor, num_ids: int, generator: torch.Generator
+) -> torch.Tensor:
+    """For each row, keep one random kept gallery entry per identity; returns a mask."""
+    scores = torch.rand(kept.shape, generator=generator).masked_fill_(~kept, -1.0)
+    index = g_pid_index[None, :].expand_as(scores)
+    best = torch.full((kept.shape[0], num_ids), -1.0).scatter_reduce_(
+        1, index, scores, reduce="amax"
+    )
+    return kept & (scores == best.gather(1, index))
+
+
+def evaluate_single_shot(
+    distmat: Optional[DistanceSource],
+    q_pids: ArrayLike,
+    g_pids: ArrayLike,
+    q_camids: ArrayLike,
+    g_camids: ArrayLike,
+    max_rank: int = 50,
+    *,
+    num_repeats: int = 10,
+    seed: int = 0,
+    query_features: Optional[ArrayLike] = None,
+    gallery_features: Optional[ArrayLike] = None,
+    metric: str = "cosine",
+    chunk_size: int = 512,
+) -> RankResult:
+    """CUHK03 single-gallery-shot protocol: metrics averaged over random gallery draws.
+
+    For every query and every draw, one gallery image per identity is drawn at random
+    among the entries the Market-1501 rule keeps (other camera), so each query has
+    exactly one true match and AP = INP = 1 / its rank. CMC, mAP and mINP are averaged
+    over ``num_repeats`` draws (``all_AP`` / ``all_INP`` per query, averaged too).
+    Arguments as in :func:`evaluate_rank`.
+    """
+    metric = check_metric(metric)
+    num_query, num_gallery = _check_inputs(
+        distmat, query_features, gallery_features, q_pids, g_pids, q_camids, g_camids
+    )
+    if num_repeats <= 0:
+        raise ValueError(f"num_repeats must be positive (TEST.NUM_DRAWS); got {num_repeats}.")
+    q_pids_t, g_pids_t = _as_labels(q_pids, "q_pids"), _as_labels(g_pids, "g_pids")
+    q_cam_t, g_cam_t = _as_labels(q_camids, "q_camids"), _as_labels(g_camids, "g_camids")
+    _, g_pid_index = torch.unique(g_pids_t, return_inverse=True)
+    num_ids = int(g_pid_index.max()) + 1
+    max_rank = _capped_max_rank(max_rank, num_ids)
+    accumulators = [_Accumulator(max_rank) for _ in range(num_repeats)]
+    chunk = _effective_chunk(chunk_size, num_gallery)
+    for start, end, dist in _distance_chunks(
+        distmat, query_features, gallery_features, metric, num_query, chunk
+    ):
+        qp, qc = q_pids_t[start:end], q_cam_t[start:end]
+        kept = ~((qp[:, None] == g_pids_t[None, :]) & (qc[:, None] == g_cam_t[None, :]))
+        kept &= (g_pids_t >= 0)[None, :]
+        for repeat, accumulator in enumerate(accumulators):
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + repeat * 7_919 + start)
+            keep = _one_per_identity(kept, g_pid_index, num_ids, generator)
+            ranks, num_pos = _positive_ranks(dist.clone(), qp, qc, g_pids_t, g_cam_t, keep)
+            accumulator.add(ranks, num_pos, num_pos)
+    results = [accumulator.result() for accumulator in accumulators]
+    return _average_results(results, concatenate=False)
+
+
+def _average_results(results: Sequence[RankResult], concatenate: bool) -> RankResult:
+    cmc = np.mean([r.cmc for r in results], axis=0)
+    if concatenate:
+        all_ap = np.concatenate([r.all_AP for r in results])
+        all_inp = np.concatenate([r.all_INP for r in results])
+    else:
+        all_ap = np.mean([r.all_AP for r in results], axis=0)
+        all_inp = np.mean([r.all_INP for r in results], axis=0)
+    average = RankResult(
+        cmc,
+        float(np.mean([r.mAP for r in results])),
+        float(np.mean([r.mINP for r in results])),
+        all_ap,
+        all_inp,
+    )
+    average.num_queries = results[0].num_queries
+    average.num_skipped = results[0].num_skipped
+    return average
+
+
+def evaluate_repeated_draws(
+    features: ArrayLike,
+    pids: ArrayLike,
+    max_rank: int = 50,
+    *,
+    num_draws: int = 10,
+    seed: int = 0,
+    metric: str = "cosine",
+    chunk_size: int = 512,
+) -> RankResult:
+    """VehicleID protocol: one random image per identity forms the gallery, the rest query.
+
+    Metrics are averaged over ``num_draws`` draws (``all_AP`` / ``all_INP`` hold every
+    query of every draw). No camera rule applies: the gallery image is never the query.
+
+    Args:
+        features (N, D) and pids (N,) of the whole test split.
+    """
+    features_t = as_feature_tensor(features)
+    pids_np = np.asarray(pids).reshape(-1).astype(np.int64)
+    if len(pids_np) != len(features_t):
+        raise ValueError(f"{len(features_t)} features for {len(pids_np)} pids.")
+    if num_draws <= 0:
+        raise ValueError(f"num_draws must be positive (TEST.NUM_DRAWS); got {num_draws}.")
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(num_draws):
+        order = rng.permutation(len(pids_np))
+        _, first = np.unique(pids_np[order], return_index=True)
+        is_gallery = np.zeros(len(pids_np), dtype=bool)
+        is_gallery[order[first]] = True
+        query_idx, gallery_idx = np.flatnonzero(~is_gallery), np.flatnonzero(is_gallery)
+        results.append(
+            evaluate_rank(
+                None,
+                pids_np[query_idx],
+                pids_np[gallery_idx],
+                np.zeros(len(query_idx), dtype=np.int64),
+                np.ones(len(gallery_idx), dtype=np.int64),
+                max_rank,
+                query_features=features_t[torch.from_numpy(query_idx)],
+                gallery_features=features_t[torch.from_numpy(gallery_idx)],
+                metric=metric,
+                chunk_size=chunk_size,
+            )
+        )
+    return _average_results(results, concatenate=True)

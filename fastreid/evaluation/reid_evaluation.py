@@ -1,0 +1,225 @@
+"""ReidEvaluator: rank metrics of query features against gallery features."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import torch
+
+from fastreid.config import configurable
+from fastreid.utils import comm
+
+from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator
+from .query_expansion import aqe
+from .rank import RankResult, evaluate_rank, evaluate_repeated_draws, evaluate_single_shot
+from .rerank import KReciprocalDistance
+from .roc import DEFAULT_FPRS, RocAccumulator
+
+__all__ = ["ReidEvaluator", "PROTOCOLS"]
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("market", "cuhk03_single_shot", "repeated_draws")
+
+
+@EVALUATOR_REGISTRY.register()
+class ReidEvaluator(DatasetEvaluator):
+    """Re-ID evaluation: the first ``num_query`` images are queries, the rest the gallery.
+
+    Results (percentages): ``Rank-1``, ``Rank-5``, ``Rank-10``, ``mAP``, ``mINP``,
+    ``metric`` = (Rank-1 + mAP) / 2 and, with ``roc``, ``TPR@FPR=1e-04`` / ``1e-03`` /
+    ``1e-02``. In top-k mode (gallery above ``topk_gallery_limit``) a ``TopK`` entry says
+    how many gallery entries per query were ranked. In distributed runs every process's
+    features are gathered on the main process (the others return an empty dict), in the
+    loader's order, so the metrics equal a single process's.
+
+    Two doors: ``ReidEvaluator(num_query, metric="cosine", rerank=True, ...)`` and
+    ``ReidEvaluator(cfg, num_query, output_dir)`` (TEST.* keys).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        num_query: int,
+        output_dir: Optional[str] = None,
+        *,
+        metric: str = "cosine",
+        protocol: str = "market",
+        num_draws: int = 10,
+        rerank: bool = False,
+        rerank_k1: int = 20,
+        rerank_k2: int = 6,
+        rerank_lambda: float = 0.3,
+        aqe: bool = False,
+        aqe_times: int = 1,
+        aqe_k: int = 5,
+        aqe_alpha: float = 3.0,
+        roc: bool = False,
+        chunk_size: int = 512,
+        topk_gallery_limit: int = 0,
+        topk: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"Unknown TEST.PROTOCOL '{protocol}'; use one of {PROTOCOLS}.")
+        self.num_query = int(num_query)
+        self.output_dir = output_dir
+        self.metric = metric
+        self.protocol = protocol
+        self.num_draws = num_draws
+        self.rerank, self.rerank_k1, self.rerank_k2 = rerank, rerank_k1, rerank_k2
+        self.rerank_lambda = rerank_lambda
+        self.aqe, self.aqe_times, self.aqe_k, self.aqe_alpha = aqe, aqe_times, aqe_k, aqe_alpha
+        self.roc = roc
+        self.chunk_size = chunk_size
+        self.topk_gallery_limit = topk_gallery_limit
+        self.topk = topk
+        self.seed = seed
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, num_query: int, output_dir: Optional[str] = None) -> Dict:
+        test = cfg.TEST
+        return {
+            "num_query": num_query,
+            "output_dir": output_dir,
+            "metric": test.METRIC,
+            "protocol": test.PROTOCOL,
+            "num_draws": test.NUM_DRAWS,
+            "rerank": test.RERANK.ENABLED,
+            "rerank_k1": test.RERANK.K1,
+            "rerank_k2": test.RERANK.K2,
+            "rerank_lambda": test.RERANK.LAMBDA,
+            "aqe": test.AQE.ENABLED,
+            "aqe_times": test.AQE.QE_TIME,
+            "aqe_k": test.AQE.QE_K,
+            "aqe_alpha": test.AQE.ALPHA,
+            "roc": test.ROC.ENABLED,
+            "chunk_size": test.CHUNK_SIZE,
+            "topk_gallery_limit": test.TOPK_GALLERY_LIMIT,
+            "topk": test.TOPK,
+        }
+
+    def reset(self) -> None:
+        self._features: List[torch.Tensor] = []
+        self._pids: List[torch.Tensor] = []
+        self._camids: List[torch.Tensor] = []
+
+    def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
+        """Keep the batch's features (B, D) with its ``targets`` and ``camids`` (B,)."""
+        for key in ("targets", "camids"):
+            if key not in inputs:
+                raise KeyError(f"ReidEvaluator needs '{key}' in each batch; got {sorted(inputs)}.")
+        self._features.append(outputs.detach().float().cpu())
+        self._pids.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
+        self._camids.append(torch.as_tensor(inputs["camids"]).reshape(-1).long().cpu())
+
+    def _collect(self):
+        features, pids, camids = self._features, self._pids, self._camids
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            gathered = comm.gather((features, pids, camids), dst=0)
+            if not comm.is_main_process():
+                return None
+            features = [f for rank in gathered for f in rank[0]]
+            pids = [p for rank in gathered for p in rank[1]]
+            camids = [c for rank in gathered for c in rank[2]]
+        if not features:
+            raise RuntimeError("ReidEvaluator.evaluate() called before any process() call.")
+        return torch.cat(features), torch.cat(pids), torch.cat(camids)
+
+    def evaluate(self) -> OrderedDict[str, float]:
+        collected = self._collect()
+        if collected is None:
+            return OrderedDict()
+        features, pids, camids = collected
+        if not 0 < self.num_query < len(features):
+            raise ValueError(
+                f"num_query={self.num_query} but {len(features)} images were evaluated; the "
+                "loader must yield the query images first, then at least one gallery image."
+            )
+        if self.protocol == "repeated_draws":
+            return self._evaluate_repeated_draws(features, pids)
+
+        query, gallery = features[: self.num_query], features[self.num_query :]
+        q_pids, g_pids = pids[: self.num_query], pids[self.num_query :]
+        q_camids, g_camids = camids[: self.num_query], camids[self.num_query :]
+        if self.aqe:
+            logger.info(
+                "Applying alpha query expansion (k=%d, alpha=%g).", self.aqe_k, self.aqe_alpha
+            )
+            query, gallery = aqe(
+                query, gallery, self.aqe_times, self.aqe_k, self.aqe_alpha, self.chunk_size
+            )
+        distmat = None
+        if self.rerank:
+            logger.info(
+                "Applying k-reciprocal re-ranking (k1=%d, k2=%d, lambda=%g).",
+                self.rerank_k1,
+                self.rerank_k2,
+                self.rerank_lambda,
+            )
+            distmat = KReciprocalDistance(
+                query,
+                gallery,
+                self.rerank_k1,
+                self.rerank_k2,
+                self.rerank_lambda,
+                metric=self.metric,
+                chunk_size=self.chunk_size,
+            )
+        common = dict(
+            query_features=query,
+            gallery_features=gallery,
+            metric=self.metric,
+            chunk_size=self.chunk_size,
+        )
+        roc = None
+        if self.protocol == "cuhk03_single_shot":
+            result = evaluate_single_shot(
+                distmat, q_pids, g_pids, q_camids, g_camids, num_repeats=self.num_draws,
+                seed=self.seed, **common,
+            )  # fmt: skip
+        else:
+            topk_mode = distmat is None and 0 < self.topk_gallery_limit < len(gallery)
+            if self.roc and topk_mode:
+                logger.warning("TEST.ROC needs every pair; not computed in top-k mode.")
+            elif self.roc:
+                roc = RocAccumulator(q_pids, g_pids, q_camids, g_camids, DEFAULT_FPRS)
+            result = evaluate_rank(
+                distmat, q_pids, g_pids, q_camids, g_camids,
+                topk_gallery_limit=self.topk_gallery_limit, topk=self.topk,
+                on_chunk=roc.update if roc is not None else None, **common,
+            )  # fmt: skip
+        return self._format(result, roc)
+
+    def _evaluate_repeated_draws(self, features, pids) -> OrderedDict[str, float]:
+        if self.rerank or self.aqe:
+            logger.warning("TEST.RERANK / TEST.AQE are ignored by the repeated_draws protocol.")
+        result = evaluate_repeated_draws(
+            features,
+            pids,
+            num_draws=self.num_draws,
+            seed=self.seed,
+            metric=self.metric,
+            chunk_size=self.chunk_size,
+        )
+        return self._format(result, None)
+
+    @staticmethod
+    def _format(result: RankResult, roc: Optional[RocAccumulator]) -> OrderedDict[str, float]:
+        results: OrderedDict[str, float] = OrderedDict()
+        for k in (1, 5, 10):
+            if k <= len(result.cmc):
+                results[f"Rank-{k}"] = float(result.cmc[k - 1]) * 100
+        results["mAP"] = result.mAP * 100
+        results["mINP"] = result.mINP * 100
+        results["metric"] = (float(result.cmc[0]) + result.mAP) / 2 * 100
+        if roc is not None:
+            for fpr, tpr in roc.compute().items():
+                results[f"TPR@FPR={fpr:.0e}"] = tpr * 100
+        if result.topk is not None:
+            results["TopK"] = float(result.topk)
+        return results
