@@ -414,6 +414,12 @@ _C.TEST.CHUNK_SIZE = 512
 # (fastreid) Keep only the top-k gallery entries per query when the gallery exceeds
 # this size (faiss when installed); 0 always ranks the full gallery exactly.
 _C.TEST.TOPK_GALLERY_LIMIT = 0
+# (fastreid) Gallery entries kept per query in top-k mode (mAP/mINP over these only).
+_C.TEST.TOPK = 1000
+# (fastreid) Protocol: "market" (CUHK03 new protocol too), "cuhk03_single_shot", "repeated_draws".
+_C.TEST.PROTOCOL = "market"
+# (fastreid) Random draws averaged by the cuhk03_single_shot / repeated_draws protocols.
+_C.TEST.NUM_DRAWS = 10
 
 # ---------------------------------------------------------------------------- #
 # Misc
