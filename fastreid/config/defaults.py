@@ -343,6 +343,8 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.FREEZE_ITERS = 0
 # Save a checkpoint every this many epochs.
 _C.SOLVER.CHECKPOINT_PERIOD = 20
+# (fastreid) Log losses/lr/time every this many iterations (losses reach the host only then).
+_C.SOLVER.LOG_PERIOD = 20
 # Global batch size (split evenly across processes).
 _C.SOLVER.IMS_PER_BATCH = 64
 

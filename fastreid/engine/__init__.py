@@ -1,0 +1,37 @@
+"""Training engine: the loop, its hooks, DefaultTrainer and distributed launch."""
+
+from .defaults import DefaultTrainer, default_argument_parser, default_setup, resolve_device
+from .hooks import (
+    CallbackHook,
+    EvalHook,
+    IterationTimer,
+    LayerFreeze,
+    LRScheduler,
+    PeriodicCheckpointer,
+    PeriodicWriter,
+    PreciseBN,
+    ProgressBar,
+)
+from .launch import launch
+from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "AMPTrainer",
+    "CallbackHook",
+    "DefaultTrainer",
+    "EvalHook",
+    "HookBase",
+    "IterationTimer",
+    "LayerFreeze",
+    "LRScheduler",
+    "PeriodicCheckpointer",
+    "PeriodicWriter",
+    "PreciseBN",
+    "ProgressBar",
+    "SimpleTrainer",
+    "TrainerBase",
+    "default_argument_parser",
+    "default_setup",
+    "launch",
+    "resolve_device",
+]

@@ -1,0 +1,91 @@
+"""The training / evaluation command line shared by ``tools/train_net.py`` and the
+``fastreid-train`` / ``fastreid-eval`` console scripts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, List, Optional
+
+from fastreid.config import CfgNode, get_cfg
+from fastreid.utils.checkpoint import Checkpointer, load_checkpoint_file
+
+from .defaults import DefaultTrainer, default_argument_parser, default_setup
+from .launch import launch
+
+__all__ = ["setup", "main", "train_main", "eval_main", "num_classes_from_checkpoint"]
+
+
+def setup(args: argparse.Namespace) -> CfgNode:
+    """Config from ``--config-file`` and the ``KEY VALUE`` overrides, then :func:`default_setup`."""
+    cfg = get_cfg()
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def num_classes_from_checkpoint(path: str) -> int:
+    """``MODEL.HEADS.NUM_CLASSES`` of the config stored in a fastreid checkpoint (0 if none)."""
+    try:
+        stored = load_checkpoint_file(path).get("config")
+    except (FileNotFoundError, RuntimeError):
+        return 0
+    if not isinstance(stored, str):
+        return 0
+    saved = CfgNode.load_cfg(stored)
+    return int(saved.MODEL.HEADS.NUM_CLASSES) if "MODEL" in saved else 0
+
+
+def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
+    """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
+    cfg = setup(args)
+    if args.eval_only:
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False  # the weights come from MODEL.WEIGHTS
+        if cfg.MODEL.HEADS.NUM_CLASSES == 0 and cfg.MODEL.WEIGHTS:
+            # The classifier is not used at test time; sizing it like the checkpoint's keeps
+            # the load report free of a spurious shape mismatch.
+            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_from_checkpoint(cfg.MODEL.WEIGHTS)
+        cfg.freeze()
+        if not cfg.MODEL.WEIGHTS:
+            logging.getLogger("fastreid").warning(
+                "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
+            )
+        model = trainer_cls.build_model(cfg)
+        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
+        return trainer_cls.test(cfg, model)
+
+    trainer = trainer_cls(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def _run(argv: Optional[List[str]], eval_only: bool) -> None:
+    args = default_argument_parser().parse_args(argv)
+    if eval_only:
+        args.eval_only = True
+    if not args.config_file:
+        raise SystemExit(
+            "--config-file is required, e.g. --config-file configs/Market1501/bagtricks_R50.yml"
+        )
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+def train_main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of ``fastreid-train`` (same options as ``tools/train_net.py``)."""
+    _run(argv, eval_only=False)
+
+
+def eval_main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of ``fastreid-eval``: ``tools/train_net.py --eval-only``."""
+    _run(argv, eval_only=True)

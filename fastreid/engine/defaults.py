@@ -1,0 +1,543 @@
+"""The standard training set-up: command line, output folder, logging, and
+:class:`DefaultTrainer`, which builds everything from a config and that projects subclass.
+
+Typical use (this is what ``tools/train_net.py`` does)::
+
+    args = default_argument_parser().parse_args()
+    cfg = get_cfg(); cfg.merge_from_file(args.config_file); cfg.merge_from_list(args.opts)
+    default_setup(cfg, args)
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from fastreid.config import CfgNode
+from fastreid.solver import build_gradient_clipper
+from fastreid.utils import comm
+from fastreid.utils.checkpoint import Checkpointer, unwrap_model
+from fastreid.utils.env import collect_env_info, get_rng_state, seed_all_rng, set_rng_state
+from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
+from fastreid.utils.file_io import atomic_write_text, ensure_dir
+from fastreid.utils.logger import setup_logger
+from fastreid.utils.precision_bn import get_bn_modules
+
+from . import hooks
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "default_argument_parser",
+    "default_setup",
+    "resolve_device",
+    "DefaultTrainer",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """FastReID's command line::
+
+        --config-file X [--num-gpus N] [--num-machines M --machine-rank R --dist-url URL]
+        [--resume] [--eval-only] KEY VALUE ...
+
+    Without a GPU, ``--num-gpus N`` starts N CPU processes (gloo).
+    """
+    parser = argparse.ArgumentParser(
+        epilog=epilog
+        or (
+            "Examples:\n"
+            "  Train on one machine:\n"
+            "    $ train_net.py --config-file configs/Market1501/bagtricks_R50.yml --num-gpus 4\n"
+            "  Change config options:\n"
+            "    $ train_net.py --config-file cfg.yml SOLVER.BASE_LR 0.001 OUTPUT_DIR logs/x\n"
+            "  Evaluate a trained model:\n"
+            "    $ train_net.py --config-file cfg.yml --eval-only MODEL.WEIGHTS logs/x/model_final.pth\n"
+            "  Two machines (run on each, with its --machine-rank):\n"
+            "    $ train_net.py --config-file cfg.yml --num-gpus 8 --num-machines 2 --machine-rank 0 "
+            "--dist-url tcp://10.0.0.1:29500\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the config file")
+    parser.add_argument(
+        "--resume", action="store_true", help="resume from OUTPUT_DIR/last_checkpoint"
+    )
+    parser.add_argument(
+        "--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS, no training"
+    )
+    parser.add_argument(
+        "--num-gpus",
+        type=int,
+        default=1,
+        help="processes per machine (GPUs, or CPU processes without a GPU)",
+    )
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument(
+        "--machine-rank", type=int, default=0, help="rank of this machine (unique per machine)"
+    )
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="initialisation URL for torch.distributed, e.g. tcp://HOST:PORT; 'auto' picks a free "
+        "local port (single machine only)",
+    )
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 32",
+    )
+    return parser
+
+
+def resolve_device(cfg: CfgNode) -> CfgNode:
+    """Fall back from ``MODEL.DEVICE`` cuda to cpu, with a warning, when no GPU exists."""
+    device = str(cfg.MODEL.DEVICE)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger("fastreid").warning(
+            f"MODEL.DEVICE is '{device}' but no CUDA GPU is available; using the CPU. "
+            "Set MODEL.DEVICE cpu to silence this warning."
+        )
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        cfg.MODEL.DEVICE = "cpu"
+        if frozen:
+            cfg.freeze()
+    return cfg
+
+
+def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> CfgNode:
+    """What every run does first: create ``OUTPUT_DIR``, log to the console and
+    ``OUTPUT_DIR/log.txt``, log the environment, arguments and config, fall back to the CPU
+    when no GPU exists, seed every RNG (``SEED``, plus the rank) and write the config to
+    ``OUTPUT_DIR/config.yaml``. Returns ``cfg`` (updated in place for device and seed)."""
+    output_dir = cfg.OUTPUT_DIR
+    rank = comm.get_rank()
+    if comm.is_main_process() and output_dir:
+        ensure_dir(output_dir)
+    comm.synchronize()
+    setup_logger(output_dir or None, distributed_rank=rank)
+    log = logging.getLogger("fastreid")
+    log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
+    log.info("Environment info:\n" + collect_env_info())
+    if args is not None:
+        log.info("Command line arguments: " + str(args))
+        config_file = getattr(args, "config_file", "")
+        if config_file and os.path.isfile(config_file):
+            with open(config_file, encoding="utf-8") as f:
+                log.info(f"Contents of args.config_file={config_file}:\n{f.read()}")
+    resolve_device(cfg)
+
+    frozen = cfg.is_frozen()
+    cfg.defrost()
+    seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    if cfg.SEED < 0:
+        # Record the seed actually used so the run can be repeated from config.yaml.
+        cfg.SEED = comm.all_gather(seed)[0]
+    if frozen:
+        cfg.freeze()
+    log.info(f"Using random seed {seed}")
+    log.info(f"Running with full config:\n{cfg.dump()}")
+
+    if comm.is_main_process() and output_dir:
+        path = os.path.join(output_dir, "config.yaml")
+        atomic_write_text(path, cfg.dump())
+        log.info(f"Full config saved to {os.path.abspath(path)}")
+
+    if not (args is not None and getattr(args, "eval_only", False)):
+        torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
+    return cfg
+
+
+def _autocast_setting(cfg: CfgNode, device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype SOLVER.AMP asks for on ``device_type`` (``None``: full precision)."""
+    amp = cfg.SOLVER.AMP
+    if not amp.ENABLED:
+        return None
+    if device_type == "cuda":
+        names = {
+            "float16": torch.float16,
+            "fp16": torch.float16,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+        }
+        if str(amp.DTYPE).lower() not in names:
+            raise ValueError(
+                f"SOLVER.AMP.DTYPE must be 'float16' or 'bfloat16', got '{amp.DTYPE}'."
+            )
+        return names[str(amp.DTYPE).lower()]
+    if device_type == "cpu":
+        if not amp.CPU:
+            logger.info(
+                "SOLVER.AMP.ENABLED applies to CUDA; training on the CPU in float32 (set SOLVER.AMP.CPU True for bf16 autocast)."
+            )
+            return None
+        return torch.bfloat16
+    return None
+
+
+class DefaultTrainer(TrainerBase):
+    """A trainer with the standard behaviour, built from a config:
+
+    1. builds the train loader, fills ``MODEL.HEADS.NUM_CLASSES`` from it
+       (:meth:`auto_scale_hyperparams`), then the model, optimizer and LR scheduler;
+    2. wraps the model in DDP when several processes run;
+    3. trains with :class:`SimpleTrainer` or, with ``SOLVER.AMP``, :class:`AMPTrainer`;
+    4. registers the default hooks (:meth:`build_hooks`) and writers (:meth:`build_writers`);
+    5. writes the final config to ``OUTPUT_DIR/config.yaml``.
+
+    Epoch-based like FastReID: ``iters_per_epoch = len(train images) // SOLVER.IMS_PER_BATCH``
+    (the global batch); ``SOLVER.MAX_EPOCH``, ``SOLVER.CHECKPOINT_PERIOD`` and
+    ``TEST.EVAL_PERIOD`` count epochs.
+
+    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`.
+    """
+
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__()
+        if not logging.getLogger("fastreid").handlers:
+            setup_logger()
+        cfg = cfg.clone()
+        cfg.defrost()
+        resolve_device(cfg)
+
+        data_loader = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        model = self.wrap_distributed(cfg, model)
+
+        device_type = torch.device(cfg.MODEL.DEVICE).type
+        autocast_dtype = _autocast_setting(cfg, device_type)
+        data_seed = (cfg.SEED if cfg.SEED >= 0 else 0) * 1000 + comm.get_rank()
+        common = dict(
+            grad_clipper=build_gradient_clipper(cfg),
+            log_period=cfg.SOLVER.LOG_PERIOD,
+            data_seed=data_seed,
+        )
+        if autocast_dtype is None:
+            self._trainer: SimpleTrainer = SimpleTrainer(model, data_loader, optimizer, **common)
+        else:
+            self._trainer = AMPTrainer(
+                model,
+                data_loader,
+                optimizer,
+                device_type=device_type,
+                dtype=autocast_dtype,
+                **common,
+            )
+
+        self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
+        if self.iters_per_epoch < 1:
+            raise ValueError(
+                f"The training set has {len(data_loader.dataset)} images, fewer than "
+                f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}; lower the batch size."
+            )
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+        checkpointables: Dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
+        if getattr(self._trainer, "grad_scaler", None) is not None:
+            checkpointables["grad_scaler"] = self._trainer.grad_scaler
+        self.checkpointer = Checkpointer(
+            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), **checkpointables
+        )
+
+        self.start_epoch = 0
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
+        self.max_iter = self.max_epoch * self.iters_per_epoch
+        cfg.freeze()
+        self.cfg = cfg
+
+        self._eval_hook: Optional[hooks.EvalHook] = None
+        self._checkpoint_hook: Optional[hooks.PeriodicCheckpointer] = None
+        self.register_hooks(self.build_hooks())
+
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+
+    # -- the wrapped step trainer ----------------------------------------------------------
+    @property
+    def model(self) -> nn.Module:
+        return self._trainer.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._trainer.optimizer
+
+    @property
+    def data_loader(self) -> Any:
+        return self._trainer.data_loader
+
+    def _sync_inner(self) -> None:
+        inner = self._trainer
+        inner.iter, inner.epoch, inner.storage = self.iter, self.epoch, self.storage
+        inner.start_iter, inner.iters_per_epoch, inner.max_iter = (
+            self.start_iter,
+            self.iters_per_epoch,
+            self.max_iter,
+        )
+
+    def begin_epoch_data(self, epoch: int) -> None:
+        self._sync_inner()
+        self._trainer.begin_epoch_data(epoch)
+
+    def end_epoch_data(self) -> None:
+        self._sync_inner()
+        self._trainer.end_epoch_data()
+
+    def flush_metrics(self) -> None:
+        self._sync_inner()
+        self._trainer.flush_metrics()
+
+    def run_step(self) -> None:
+        self._sync_inner()
+        self._trainer.run_step()
+
+    # -- resume / train ---------------------------------------------------------------------
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and a checkpoint in OUTPUT_DIR: restore model, optimizer, scheduler,
+        epoch, RNG states and best metric from ``last_checkpoint`` and continue after its epoch.
+        Otherwise load MODEL.WEIGHTS (model weights only) if set."""
+        resuming = resume and self.checkpointer.has_checkpoint()
+        checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if not resuming:
+            return
+        self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+        rng_states = checkpoint.get("rng_states")
+        if rng_states:
+            if len(rng_states) == comm.get_world_size():
+                set_rng_state(rng_states[comm.get_rank()])
+            else:
+                logger.warning(
+                    f"The checkpoint was written by {len(rng_states)} processes, this run has "
+                    f"{comm.get_world_size()}; random streams are not restored."
+                )
+        if "data_seed" in checkpoint:
+            self._trainer.data_stream.seed = int(checkpoint["data_seed"])
+        if self._checkpoint_hook is not None:
+            self._checkpoint_hook.best_metric = checkpoint.get("best_metric")
+        logger.info(
+            f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
+        )
+
+    def train(self) -> Dict[str, Any]:
+        """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation
+        results (on the main process)."""
+        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        results = self._eval_hook.latest_results if self._eval_hook is not None else {}
+        return dict(results) if comm.is_main_process() else {}
+
+    def checkpoint_state(self) -> Dict[str, Any]:
+        """The non-model entries stored in each checkpoint (gathered from every process)."""
+        rng = get_rng_state()
+        return {
+            "epoch": self.epoch,
+            "iteration": self.iter,
+            "rng_states": comm.all_gather(rng) if comm.get_world_size() > 1 else [rng],
+            "data_seed": self._trainer.data_stream.seed,
+            "config": self.cfg.dump(),
+        }
+
+    # -- hooks and writers -----------------------------------------------------------------
+    def build_hooks(self) -> List[Optional[hooks.HookBase]]:
+        """Default hooks, in order: IterationTimer, LRScheduler, LayerFreeze, PreciseBN,
+        EvalHook, PeriodicCheckpointer (after EvalHook so model_best uses this epoch's
+        metric), PeriodicWriter, ProgressBar."""
+        cfg = self.cfg
+        result: List[Optional[hooks.HookBase]] = [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(self.optimizer, self.scheduler),
+        ]
+        if cfg.MODEL.FREEZE_LAYERS and cfg.SOLVER.FREEZE_ITERS > 0:
+            result.append(
+                hooks.LayerFreeze(
+                    self.model, self.optimizer, cfg.MODEL.FREEZE_LAYERS, cfg.SOLVER.FREEZE_ITERS
+                )
+            )
+        if cfg.TEST.PRECISE_BN.ENABLED and get_bn_modules(self.model):
+
+            def precise_bn_loader() -> Any:
+                bn_cfg = cfg.clone()
+                bn_cfg.defrost()
+                bn_cfg.DATASETS.NAMES = (cfg.TEST.PRECISE_BN.DATASET,)
+                return self.build_train_loader(bn_cfg)
+
+            result.append(
+                hooks.PreciseBN(
+                    unwrap_model(self.model),
+                    precise_bn_loader,
+                    cfg.TEST.PRECISE_BN.NUM_ITER,
+                    cfg.TEST.EVAL_PERIOD,
+                )
+            )
+        self._eval_hook = hooks.EvalHook(
+            cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)
+        )
+        result.append(self._eval_hook)
+        tests = list(cfg.DATASETS.TESTS)
+        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
+        self._checkpoint_hook = hooks.PeriodicCheckpointer(
+            self.checkpointer,
+            cfg.SOLVER.CHECKPOINT_PERIOD,
+            metric_name=metric_name,
+            extra_state_fn=self.checkpoint_state,
+        )
+        result.append(self._checkpoint_hook)
+        # Every process runs the writer hook: flushing the losses averages them across ranks.
+        writers = self.build_writers() if comm.is_main_process() else []
+        result.append(hooks.PeriodicWriter(writers, period=cfg.SOLVER.LOG_PERIOD))
+        result.append(hooks.ProgressBar())
+        return result
+
+    def build_writers(self) -> List[EventWriter]:
+        """Console line, ``OUTPUT_DIR/metrics.json`` and tensorboard events in OUTPUT_DIR."""
+        output_dir = self.cfg.OUTPUT_DIR
+        writers: List[EventWriter] = [CommonMetricPrinter(self.max_iter, self.iters_per_epoch)]
+        if output_dir:
+            writers.append(JSONWriter(os.path.join(output_dir, "metrics.json")))
+            writers.append(TensorboardXWriter(output_dir))
+        return writers
+
+    # -- builders projects override --------------------------------------------------------
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        """Fill ``MODEL.HEADS.NUM_CLASSES`` from the training data when it is 0."""
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        if cfg.MODEL.HEADS.NUM_CLASSES == 0:
+            cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
+            logging.getLogger("fastreid").info(
+                f"Auto-scaling MODEL.HEADS.NUM_CLASSES={num_classes}"
+            )
+        elif cfg.MODEL.HEADS.NUM_CLASSES != num_classes:
+            logging.getLogger("fastreid").warning(
+                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but the training data has "
+                f"{num_classes} identities; set it to 0 to fill it in automatically."
+            )
+        if frozen:
+            cfg.freeze()
+        return cfg
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        """``fastreid.modeling.build_model(cfg)``, logged."""
+        from fastreid.modeling import build_model
+
+        model = build_model(cfg)
+        logging.getLogger("fastreid").info(f"Model:\n{model}")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        """``fastreid.solver.build_optimizer(cfg, model)``."""
+        from fastreid.solver import build_optimizer
+
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(
+        cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int
+    ) -> Any:
+        """``fastreid.solver.build_lr_scheduler(cfg, optimizer, iters_per_epoch)``: one
+        scheduler stepped every iteration."""
+        from fastreid.solver import build_lr_scheduler
+
+        return build_lr_scheduler(cfg, optimizer, iters_per_epoch)
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Any:
+        """``fastreid.data.build_reid_train_loader(cfg)``: an infinite loader of batch dicts
+        whose ``dataset`` has ``num_classes`` and ``len()``."""
+        from fastreid.data import build_reid_train_loader
+
+        logging.getLogger("fastreid").info("Prepare training set")
+        return build_reid_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
+        """``fastreid.data.build_reid_test_loader(cfg, dataset_name)`` -> (loader, num_query)."""
+        from fastreid.data import build_reid_test_loader
+
+        return build_reid_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(
+        cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
+    ) -> Tuple[Any, Any]:
+        """The test loader of ``dataset_name`` and its evaluator, as FastReID returns them:
+        ``(data_loader, ReidEvaluator(cfg, num_query, output_dir))``."""
+        from fastreid.evaluation import ReidEvaluator
+
+        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+        return data_loader, ReidEvaluator(cfg, num_query, output_dir)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:
+        """Evaluate ``model`` on every ``DATASETS.TESTS`` entry, log a table per dataset and
+        return the results: ``{metric: value}`` for one test set, else
+        ``{dataset: {metric: value}}`` (FastReID's convention). Results are complete on the
+        main process; other processes take part in feature extraction."""
+        from fastreid.evaluation import inference_on_dataset, print_csv_format
+
+        log = logging.getLogger("fastreid")
+        results: OrderedDict[str, Any] = OrderedDict()
+        for dataset_name in cfg.DATASETS.TESTS:
+            log.info(f"Prepare testing set {dataset_name}")
+            try:
+                data_loader, evaluator = cls.build_evaluator(
+                    cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None
+                )
+            except NotImplementedError:
+                log.warning(
+                    f"No evaluator for {dataset_name}; implement build_evaluator() to test it."
+                )
+                results[dataset_name] = {}
+                continue
+            results_i = inference_on_dataset(
+                model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
+            )
+            results[dataset_name] = results_i
+        if comm.is_main_process():
+            printable = OrderedDict((name, res) for name, res in results.items() if res)
+            if printable:
+                print_csv_format(printable)
+        if len(results) == 1:
+            return OrderedDict(list(results.values())[0])
+        return results
+
+    # Set True in a subclass whose model leaves some parameters without a gradient in a
+    # step (DDP then searches the graph for them every iteration, which costs time).
+    find_unused_parameters: bool = False
+
+    @classmethod
+    def wrap_distributed(cls, cfg: CfgNode, model: nn.Module) -> nn.Module:
+        """DistributedDataParallel when several processes run. Frozen layers still receive
+        gradients (see LayerFreeze), so ``find_unused_parameters`` stays off unless a
+        subclass sets :attr:`find_unused_parameters`."""
+        if comm.get_world_size() == 1:
+            return model
+        find_unused = cls.find_unused_parameters
+        device = torch.device(cfg.MODEL.DEVICE)
+        if device.type == "cuda":
+            local = comm.get_local_rank()
+            return DistributedDataParallel(
+                model,
+                device_ids=[local],
+                output_device=local,
+                broadcast_buffers=False,
+                find_unused_parameters=find_unused,
+            )
+        return DistributedDataParallel(
+            model, broadcast_buffers=False, find_unused_parameters=find_unused
+        )

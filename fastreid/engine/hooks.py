@@ -1,0 +1,386 @@
+"""Hooks of the training loop: timing, LR schedule, layer freezing, precise BN, evaluation,
+checkpointing, metric writers and the progress bar."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from fastreid.utils import comm
+from fastreid.utils.checkpoint import Checkpointer, unwrap_model
+from fastreid.utils.env import preserve_rng_state
+from fastreid.utils.events import EventWriter
+from fastreid.utils.precision_bn import get_bn_modules, update_bn_stats
+
+from .train_loop import HookBase
+
+__all__ = [
+    "CallbackHook",
+    "IterationTimer",
+    "LRScheduler",
+    "LayerFreeze",
+    "PreciseBN",
+    "EvalHook",
+    "PeriodicCheckpointer",
+    "PeriodicWriter",
+    "ProgressBar",
+    "flatten_results_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _is_epoch_boundary(epoch: int, period: int, max_epoch: int) -> bool:
+    """True after epoch ``epoch`` (0-based) when ``period`` divides it, or after the last."""
+    done = epoch + 1
+    return (period > 0 and done % period == 0) or done == max_epoch
+
+
+class CallbackHook(HookBase):
+    """A hook made of plain functions, each called with the trainer."""
+
+    def __init__(
+        self,
+        *,
+        before_train=None,
+        after_train=None,
+        before_epoch=None,
+        after_epoch=None,
+        before_step=None,
+        after_step=None,
+    ) -> None:
+        self._fns = dict(
+            before_train=before_train,
+            after_train=after_train,
+            before_epoch=before_epoch,
+            after_epoch=after_epoch,
+            before_step=before_step,
+            after_step=after_step,
+        )
+
+    def _call(self, name: str) -> None:
+        fn = self._fns[name]
+        if fn is not None:
+            fn(self.trainer)
+
+    def before_train(self) -> None:
+        self._call("before_train")
+
+    def after_train(self) -> None:
+        self._call("after_train")
+
+    def before_epoch(self) -> None:
+        self._call("before_epoch")
+
+    def after_epoch(self) -> None:
+        self._call("after_epoch")
+
+    def before_step(self) -> None:
+        self._call("before_step")
+
+    def after_step(self) -> None:
+        self._call("after_step")
+
+
+class IterationTimer(HookBase):
+    """Records each step's wall time as ``time`` (host clock only, no device sync) and
+    logs the total training time at the end. The first ``warmup_iter`` steps are excluded
+    from the summary (they include start-up work)."""
+
+    def __init__(self, warmup_iter: int = 3) -> None:
+        self._warmup_iter = warmup_iter
+        self._step_start = 0.0
+        self._train_start = 0.0
+        self._measured_time = 0.0
+        self._measured_iters = 0
+
+    def before_train(self) -> None:
+        self._train_start = time.perf_counter()
+
+    def before_step(self) -> None:
+        self._step_start = time.perf_counter()
+
+    def after_step(self) -> None:
+        seconds = time.perf_counter() - self._step_start
+        if self.trainer.iter - self.trainer.start_iter >= self._warmup_iter:
+            self._measured_time += seconds
+            self._measured_iters += 1
+        self.trainer.storage.put_scalar("time", seconds)
+
+    def after_train(self) -> None:
+        total = time.perf_counter() - self._train_start
+        done = self.trainer.iter + 1 - self.trainer.start_iter
+        if self._measured_iters:
+            per_iter = self._measured_time / self._measured_iters
+            logger.info(
+                f"Overall training speed: {self._measured_iters} iterations in "
+                f"{datetime.timedelta(seconds=int(self._measured_time))} ({per_iter:.4f} s / it)"
+            )
+        logger.info(
+            f"Total training time: {datetime.timedelta(seconds=int(total))} ({done} iterations)"
+        )
+
+
+class LRScheduler(HookBase):
+    """Logs the learning rate (``lr``) and steps the scheduler after every iteration."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+        self._optimizer = optimizer
+        self._scheduler = scheduler
+        # Report the lr of the largest parameter group (the backbone's, in practice).
+        sizes = [sum(p.numel() for p in g["params"]) for g in optimizer.param_groups]
+        self._group = max(range(len(sizes)), key=sizes.__getitem__) if sizes else 0
+
+    def after_step(self) -> None:
+        lr = self._optimizer.param_groups[self._group]["lr"]
+        self.trainer.storage.put_scalar("lr", lr, smoothing_hint=False)
+        self._scheduler.step()
+
+
+class LayerFreeze(HookBase):
+    """Keeps the named sub-modules of the model frozen (BN in eval mode, their optimizer
+    groups skipped) for the first ``freeze_iters`` iterations (MODEL.FREEZE_LAYERS,
+    SOLVER.FREEZE_ITERS). Gradients still flow, so DDP needs no unused-parameter search."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        freeze_layers: Sequence[str],
+        freeze_iters: int,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.freeze_iters = freeze_iters
+        inner = unwrap_model(model)
+        missing = [name for name in freeze_layers if not hasattr(inner, name)]
+        if missing:
+            children = [n for n, _ in inner.named_children()]
+            raise ValueError(
+                f"MODEL.FREEZE_LAYERS names {missing}, which {type(inner).__name__} does not "
+                f"have; choose among its sub-modules {children}."
+            )
+        self.names = list(freeze_layers)
+        self.frozen = False
+
+    def before_step(self) -> None:
+        from fastreid.solver import set_layers_frozen
+
+        if self.trainer.iter < self.freeze_iters:
+            # Re-applied every step: evaluation switches modules back to train().
+            set_layers_frozen(self.model, self.names, True, self.optimizer)
+            if not self.frozen:
+                logger.info(f"Freezing {self.names} for the first {self.freeze_iters} iterations")
+            self.frozen = True
+        elif self.frozen:
+            set_layers_frozen(self.model, self.names, False, self.optimizer)
+            self.frozen = False
+            logger.info(f"Unfroze {self.names} at iteration {self.trainer.iter}")
+
+
+class PreciseBN(HookBase):
+    """Re-estimates BN statistics with the current weights before each evaluation
+    (TEST.PRECISE_BN): after every ``period`` epochs and after the last one."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader_fn: Callable[[], Iterable[Any]],
+        num_iter: int,
+        period: int,
+    ) -> None:
+        self.model = model
+        self.data_loader_fn = data_loader_fn
+        self.num_iter = num_iter
+        self.period = period
+        self._data_iter: Optional[Any] = None
+
+    def after_epoch(self) -> None:
+        if not _is_epoch_boundary(self.trainer.epoch, self.period, self.trainer.max_epoch):
+            return
+        if not get_bn_modules(self.model):
+            return
+        with preserve_rng_state():
+            if self._data_iter is None:
+                self._data_iter = iter(self.data_loader_fn())
+            logger.info(f"Running precise BN over {self.num_iter} iterations")
+            update_bn_stats(self.model, self._data_iter, self.num_iter)
+
+
+def flatten_results_dict(results: Mapping) -> Dict[str, float]:
+    """``{"Market1501": {"Rank-1": 90}}`` -> ``{"Market1501/Rank-1": 90}``."""
+    flat: Dict[str, float] = {}
+    for key, value in results.items():
+        if isinstance(value, Mapping):
+            for sub_key, sub_value in flatten_results_dict(value).items():
+                flat[f"{key}/{sub_key}"] = sub_value
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+class EvalHook(HookBase):
+    """Calls ``eval_function()`` every ``eval_period`` epochs and after the last epoch, and
+    records its (flattened) numeric results in the storage. Random streams are left as they
+    were, so evaluating does not change what training does next."""
+
+    def __init__(self, eval_period: int, eval_function: Callable[[], Mapping]) -> None:
+        self._period = eval_period
+        self._func = eval_function
+        self.latest_results: Mapping = {}
+
+    def _do_eval(self) -> None:
+        model = getattr(self.trainer, "model", None)
+        was_training = model.training if model is not None else False
+        with preserve_rng_state():
+            results = self._func()
+        if model is not None and was_training:
+            model.train()
+        self.latest_results = results or {}
+        if results and comm.is_main_process():
+            flat = flatten_results_dict(results)
+            for name, value in flat.items():
+                try:
+                    value = float(value)
+                except (TypeError, ValueError) as e:
+                    raise ValueError(
+                        f"The evaluation returned a non-numeric value for '{name}': {value!r}. "
+                        "test() must return a (nested) dict of numbers."
+                    ) from e
+                self.trainer.storage.put_scalar(name, value, smoothing_hint=False)
+        comm.synchronize()
+
+    def after_epoch(self) -> None:
+        if self._period > 0 and _is_epoch_boundary(
+            self.trainer.epoch, self._period, self.trainer.max_epoch
+        ):
+            self._do_eval()
+        elif self.trainer.epoch + 1 == self.trainer.max_epoch:
+            self._do_eval()  # evaluation is always run once at the end
+
+
+class PeriodicCheckpointer(HookBase):
+    """Saves ``model_{epoch:04d}.pth`` every ``period`` epochs, ``model_final.pth`` after the
+    last epoch, and ``model_best.pth`` whenever ``metric_name`` (recorded by EvalHook, so
+    this hook goes after it) beats the best so far.
+
+    ``extra_state_fn()`` returns the extra entries to store (epoch, iteration, RNG states);
+    it is called on every process at every epoch end (it may gather across processes).
+    """
+
+    def __init__(
+        self,
+        checkpointer: Checkpointer,
+        period: int,
+        *,
+        metric_name: str = "metric",
+        extra_state_fn: Optional[Callable[[], Dict[str, Any]]] = None,
+    ) -> None:
+        self.checkpointer = checkpointer
+        self.period = period
+        self.metric_name = metric_name
+        self.extra_state_fn = extra_state_fn or (lambda: {})
+        self.best_metric: Optional[float] = None
+
+    def after_epoch(self) -> None:
+        trainer = self.trainer
+        epoch = trainer.epoch
+        extra = dict(self.extra_state_fn())
+        if comm.is_main_process():
+            latest = trainer.storage.latest().get(self.metric_name)
+            if latest is not None and latest[1] == trainer.iter and not math.isnan(latest[0]):
+                if self.best_metric is None or latest[0] > self.best_metric:
+                    self.best_metric = latest[0]
+                    self.checkpointer.save("model_best", **extra, best_metric=self.best_metric)
+                    logger.info(
+                        f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {epoch}"
+                    )
+        extra["best_metric"] = self.best_metric
+        if self.period > 0 and (epoch + 1) % self.period == 0 and epoch + 1 < trainer.max_epoch:
+            self.checkpointer.save(f"model_{epoch:04d}", **extra)
+        if epoch + 1 == trainer.max_epoch:
+            self.checkpointer.save("model_final", **extra)
+
+
+class PeriodicWriter(HookBase):
+    """Runs the writers (console, ``metrics.json``, tensorboard) every ``period`` iterations,
+    after every epoch (to include evaluation results) and at the end."""
+
+    def __init__(self, writers: List[EventWriter], period: int = 20) -> None:
+        self._writers = writers
+        self._period = period
+
+    def _write(self) -> None:
+        self.trainer.flush_metrics()
+        for writer in self._writers:
+            writer.write()
+
+    def after_step(self) -> None:
+        if (self.trainer.iter + 1) % self._period == 0:
+            self._write()
+
+    def after_epoch(self) -> None:
+        self._write()
+
+    def after_train(self) -> None:
+        try:
+            for writer in self._writers:
+                writer.write()
+        except Exception:  # never hide the error that stopped training
+            logger.exception("Writing the final metrics failed")
+        finally:
+            for writer in self._writers:
+                writer.close()
+
+
+def progress_bar_enabled() -> bool:
+    """Progress bars show on the main process when stderr is a terminal.
+    ``FASTREID_PROGRESS=0`` hides them, ``FASTREID_PROGRESS=1`` forces them."""
+    setting = os.environ.get("FASTREID_PROGRESS", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if not comm.is_main_process():
+        return False
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    return sys.stderr.isatty()
+
+
+class ProgressBar(HookBase):
+    """A tqdm bar over the iterations of each epoch (see :func:`progress_bar_enabled`)."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def before_epoch(self) -> None:
+        if not progress_bar_enabled():
+            return
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=self.trainer.iters_per_epoch,
+            desc=f"epoch {self.trainer.epoch + 1}/{self.trainer.max_epoch}",
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def after_step(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def after_epoch(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def after_train(self) -> None:
+        self.after_epoch()

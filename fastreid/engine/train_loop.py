@@ -1,0 +1,353 @@
+"""The training loop: hooks around an epoch/iteration loop, and the step that trains.
+
+* :class:`TrainerBase` runs ``before_train -> [before_epoch -> [before_step -> run_step ->
+  after_step] * iters_per_epoch -> after_epoch] * epochs -> after_train`` over its hooks.
+* :class:`SimpleTrainer` implements ``run_step``: fetch a batch, forward to a dict of
+  losses, sum, backward, clip, ``optimizer.step()``, ``zero_grad(set_to_none=True)``.
+  Loss values stay on the device and are copied to the host in one batch every
+  ``log_period`` iterations (and at each epoch's end), so the step never waits for the GPU
+  just to log; a NaN/inf loss then stops training naming the iteration and every loss.
+* :class:`AMPTrainer` adds autocast (CUDA fp16 with a GradScaler, CUDA bf16, CPU bf16).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from fastreid.utils import comm
+from fastreid.utils.events import EventStorage
+
+from .data_stream import EpochDataStream
+
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
+
+
+class HookBase:
+    """A callback of the training loop. ``self.trainer`` is set by ``register_hooks``.
+
+    Hooks observe the trainer (``trainer.iter``, ``trainer.epoch``, ``trainer.storage``,
+    ``trainer.model``); they do not reach into the model's internals.
+    """
+
+    trainer: TrainerBase
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+
+class TrainerBase:
+    """An epoch-based loop over registered hooks; subclasses implement :meth:`run_step`.
+
+    Attributes:
+        iter: the current iteration (global, counted from 0).
+        epoch: the current epoch (from 0).
+        start_epoch, max_epoch, iters_per_epoch, max_iter: the loop's bounds.
+        storage: the :class:`EventStorage` open during :meth:`train`.
+    """
+
+    def __init__(self) -> None:
+        self._hooks: List[HookBase] = []
+        self.iter = 0
+        self.epoch = 0
+        self.start_epoch = 0
+        self.start_iter = 0
+        self.max_epoch = 0
+        self.iters_per_epoch = 0
+        self.max_iter = 0
+        self.storage: EventStorage
+
+    def register_hooks(self, hooks: Iterable[Optional[HookBase]]) -> None:
+        """Append hooks (``None`` entries are skipped); they run in registration order."""
+        for hook in hooks:
+            if hook is None:
+                continue
+            # A weak proxy avoids a reference cycle trainer -> hook -> trainer.
+            hook.trainer = weakref.proxy(self)
+            self._hooks.append(hook)
+
+    def train(self, start_epoch: int, max_epoch: int, iters_per_epoch: int) -> None:
+        """Run epochs ``start_epoch .. max_epoch - 1`` of ``iters_per_epoch`` iterations."""
+        logger = logging.getLogger(__name__)
+        if iters_per_epoch < 1:
+            raise ValueError(
+                f"iters_per_epoch is {iters_per_epoch}: the training set has fewer images than "
+                "SOLVER.IMS_PER_BATCH. Lower SOLVER.IMS_PER_BATCH or add training data."
+            )
+        self.start_epoch, self.max_epoch, self.iters_per_epoch = (
+            start_epoch,
+            max_epoch,
+            iters_per_epoch,
+        )
+        self.max_iter = max_epoch * iters_per_epoch
+        self.iter = self.start_iter = start_epoch * iters_per_epoch
+        logger.info(f"Starting training from epoch {start_epoch} (iteration {self.start_iter})")
+        with EventStorage(self.start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.epoch in range(start_epoch, max_epoch):
+                    self.begin_epoch_data(self.epoch)
+                    self.before_epoch()
+                    first = self.epoch * iters_per_epoch
+                    for self.iter in range(first, first + iters_per_epoch):
+                        self.before_step()
+                        self.run_step()
+                        self.after_step()
+                    self.end_epoch_data()
+                    self.after_epoch()
+            finally:
+                self.after_train()
+
+    def before_train(self) -> None:
+        for h in self._hooks:
+            h.before_train()
+
+    def after_train(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.after_train()
+
+    def before_epoch(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.before_epoch()
+
+    def after_epoch(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.after_epoch()
+
+    def before_step(self) -> None:
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            h.before_step()
+
+    def after_step(self) -> None:
+        for h in self._hooks:
+            h.after_step()
+
+    def begin_epoch_data(self, epoch: int) -> None:
+        """Prepare the data of ``epoch`` (called before the ``before_epoch`` hooks)."""
+
+    def end_epoch_data(self) -> None:
+        """Called after an epoch's last step, before the ``after_epoch`` hooks."""
+
+    def flush_metrics(self) -> None:
+        """Move values recorded on the device into the storage (writers call this)."""
+
+    def run_step(self) -> None:
+        raise NotImplementedError
+
+
+GradClipper = Callable[[Iterable[torch.Tensor]], Any]
+
+
+class SimpleTrainer(TrainerBase):
+    """One optimisation step per iteration, for models that return a dict of losses.
+
+    Args:
+        model: returns ``Dict[str, Tensor]`` of scalar losses in training mode.
+        data_loader: the (infinite) training loader.
+        optimizer: a ``torch.optim.Optimizer``.
+        grad_clipper: called with the parameters between backward and step (optional).
+        log_period: iterations between copies of the loss values to the host.
+        data_seed: seed of the per-epoch data worker seeds (see :class:`EpochDataStream`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Any,
+        optimizer: torch.optim.Optimizer,
+        *,
+        grad_clipper: Optional[GradClipper] = None,
+        log_period: int = 20,
+        data_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        model.train()
+        self.model = model
+        self.data_loader = data_loader
+        self.data_stream = EpochDataStream(data_loader, seed=data_seed)
+        self.optimizer = optimizer
+        self.grad_clipper = grad_clipper
+        self.log_period = max(1, int(log_period))
+        self._data_iter: Optional[Any] = None
+        self._resume_skip = 0
+        self._pending: List[Tuple[int, List[str], torch.Tensor]] = []
+        self._params = [p for p in model.parameters() if p.requires_grad]
+
+    # -- data -------------------------------------------------------------------------------
+    def begin_epoch_data(self, epoch: int) -> None:
+        skip = epoch * self.iters_per_epoch if self._data_iter is None else 0
+        self._data_iter = self.data_stream.epoch_iterator(epoch, self.iters_per_epoch, skip)
+
+    def end_epoch_data(self) -> None:
+        self.flush_metrics()
+
+    def next_batch(self) -> Tuple[Any, float]:
+        """The next training batch and the seconds spent waiting for it."""
+        if self._data_iter is None:  # run_step called outside train(): draw from epoch 0
+            self._data_iter = iter(self.data_loader)
+        start = time.perf_counter()
+        try:
+            data = next(self._data_iter)
+        except StopIteration as e:
+            raise RuntimeError(
+                "The training loader ran out of batches within an epoch; build_train_loader must "
+                "return an infinite loader (an infinite sampler)."
+            ) from e
+        return data, time.perf_counter() - start
+
+    # -- the step ---------------------------------------------------------------------------
+    def run_step(self) -> None:
+        assert self.model.training, "SimpleTrainer: the model was switched to eval mode!"
+        data, data_time = self.next_batch()
+        loss_dict = self.model(data)
+        losses = self._sum_losses(loss_dict)
+        losses.backward()
+        if self.grad_clipper is not None:
+            self.grad_clipper(self._params)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.record_losses(loss_dict, losses, data_time)
+
+    @staticmethod
+    def _sum_losses(loss_dict: Dict[str, torch.Tensor]) -> torch.Tensor:
+        if not isinstance(loss_dict, dict) or not loss_dict:
+            raise TypeError(
+                "In training mode the model must return a non-empty dict of named scalar losses "
+                f"(e.g. {{'loss_cls': ...}}); got {type(loss_dict).__name__}."
+            )
+        return sum(loss_dict.values())  # type: ignore[return-value]
+
+    # -- metrics without per-step host syncs ------------------------------------------------
+    def record_losses(
+        self, loss_dict: Dict[str, torch.Tensor], total: torch.Tensor, data_time: float
+    ) -> None:
+        """Keep this step's losses on the device; flush every ``log_period`` iterations."""
+        names = ["total_loss", *sorted(loss_dict)]
+        values = torch.stack(
+            [total.detach().float()] + [loss_dict[k].detach().float() for k in names[1:]]
+        )
+        self._pending.append((self.iter, names, values))
+        self.storage.put_scalar("data_time", data_time)
+        if len(self._pending) >= self.log_period:
+            self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Copy the pending losses to the host in one transfer (averaged over processes),
+        store them per iteration, and stop on the first non-finite value."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        names = pending[0][1]
+        if any(p[1] != names for p in pending):  # loss names changed mid-period: one by one
+            for item in pending:
+                self._pending = [item]
+                self.flush_metrics()
+            return
+        stacked = torch.stack([p[2] for p in pending])
+        if comm.get_world_size() > 1:
+            stacked = comm.reduce_dict({"losses": stacked})["losses"]
+        host = stacked.cpu().tolist()
+        for (iteration, _, _), row in zip(pending, host):
+            if not all(abs(v) != float("inf") and v == v for v in row):
+                values = ", ".join(f"{n}={v}" for n, v in zip(names, row))
+                raise FloatingPointError(
+                    f"Loss became infinite or NaN at iteration {iteration} (epoch "
+                    f"{iteration // max(1, self.iters_per_epoch)}): {values}. Lower SOLVER.BASE_LR, "
+                    "enable SOLVER.CLIP_GRADIENTS, or check the data and MODEL.LOSSES."
+                )
+            for name, value in zip(names, row):
+                self.storage.put_scalar(name, value, iteration=iteration)
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        pass
+
+
+class AMPTrainer(SimpleTrainer):
+    """SimpleTrainer with automatic mixed precision.
+
+    * CUDA float16: autocast + ``torch.amp.GradScaler`` (gradients unscaled before clipping).
+    * CUDA / CPU bfloat16: autocast only (bf16 has fp32's range; no scaling needed).
+
+    Args:
+        device_type: ``"cuda"`` or ``"cpu"``.
+        dtype: ``torch.float16`` or ``torch.bfloat16`` (the CPU only supports bfloat16).
+        grad_scaler: a scaler for fp16; built automatically for CUDA fp16 when ``None``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data_loader: Any,
+        optimizer: torch.optim.Optimizer,
+        *,
+        device_type: str = "cuda",
+        dtype: torch.dtype = torch.float16,
+        grad_scaler: Optional[torch.amp.GradScaler] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, data_loader, optimizer, **kwargs)
+        if device_type == "cpu" and dtype != torch.bfloat16:
+            raise ValueError("CPU autocast supports bfloat16 only; set SOLVER.AMP.DTYPE bfloat16.")
+        self.device_type = device_type
+        self.dtype = dtype
+        if grad_scaler is None and device_type == "cuda" and dtype == torch.float16:
+            grad_scaler = torch.amp.GradScaler("cuda")
+        self.grad_scaler = grad_scaler
+
+    def run_step(self) -> None:
+        assert self.model.training, "AMPTrainer: the model was switched to eval mode!"
+        data, data_time = self.next_batch()
+        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+            loss_dict = self.model(data)
+            losses = self._sum_losses(loss_dict)
+        if self.grad_scaler is None:
+            losses.backward()
+            if self.grad_clipper is not None:
+                self.grad_clipper(self._params)
+            self.optimizer.step()
+        else:
+            self.grad_scaler.scale(losses).backward()
+            if self.grad_clipper is not None:
+                self.grad_scaler.unscale_(self.optimizer)
+                self.grad_clipper(self._params)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.record_losses(loss_dict, losses, data_time)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return (
+            {"grad_scaler": self.grad_scaler.state_dict()} if self.grad_scaler is not None else {}
+        )
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if self.grad_scaler is not None and "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])

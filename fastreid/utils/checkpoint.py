@@ -1,0 +1,267 @@
+"""Saving and loading checkpoints: model, optimizer, schedulers, progress and RNG states.
+
+* Writes are atomic (temporary file + ``os.replace``) and followed by an update of the
+  ``last_checkpoint`` pointer, so a crash never leaves a truncated file behind.
+* Loading uses ``torch.load(weights_only=True)``; FastReID checkpoints load too (their key
+  names are mapped by :func:`fastreid.modeling.compat.map_fastreid_state_dict`, a
+  ``module.`` prefix from DDP is stripped).
+* Tensors whose shape differs from the model's (a classifier with another class count) are
+  skipped and reported in a table, as are missing and unexpected keys — never silently.
+  A checkpoint of another architecture (most tensors do not fit) is one clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from . import comm
+from .file_io import atomic_torch_save, atomic_write_text
+
+__all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
+
+LAST_CHECKPOINT = "last_checkpoint"
+# Below this fraction of the model's tensors matching the checkpoint by name and shape,
+# the checkpoint is taken to come from another architecture.
+_MIN_MATCHING_FRACTION = 0.5
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel / DataParallel wrapper (else ``model``)."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+class IncompatibleKeys:
+    """What did not load: keys missing from the checkpoint, keys the model does not have,
+    and ``(key, checkpoint shape, model shape)`` for skipped shape mismatches."""
+
+    def __init__(
+        self,
+        missing_keys: List[str],
+        unexpected_keys: List[str],
+        shape_mismatches: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]],
+    ) -> None:
+        self.missing_keys = missing_keys
+        self.unexpected_keys = unexpected_keys
+        self.shape_mismatches = shape_mismatches
+
+    def __bool__(self) -> bool:
+        return bool(self.missing_keys or self.unexpected_keys or self.shape_mismatches)
+
+    def table(self) -> str:
+        from tabulate import tabulate
+
+        rows = [
+            (k, "shape mismatch (skipped)", tuple(c), tuple(m)) for k, c, m in self.shape_mismatches
+        ]
+        rows += [(k, "missing in checkpoint", "", "") for k in self.missing_keys]
+        rows += [(k, "not in model (ignored)", "", "") for k in self.unexpected_keys]
+        return tabulate(rows, headers=["key", "problem", "checkpoint shape", "model shape"])
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
+
+    Returns a dict with at least ``"model"`` (a bare state dict is wrapped as such).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        RuntimeError: the file is not a checkpoint ``weights_only`` loading accepts.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Checkpoint '{path}' does not exist. Check MODEL.WEIGHTS (or the path given to "
+            "--resume / Checkpointer.load); it must be a .pth file written by torch.save."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+        raise RuntimeError(
+            f"Could not read checkpoint '{path}' with torch.load(weights_only=True): {e}\n"
+            "The file is truncated, not a PyTorch checkpoint, or stores Python objects other "
+            "than tensors. If you trust its origin, re-save only its weights: "
+            "torch.save({'model': torch.load(path, weights_only=False)['model']}, new_path)."
+        ) from e
+    if not isinstance(checkpoint, dict):
+        raise RuntimeError(
+            f"Checkpoint '{path}' holds a {type(checkpoint).__name__}, not a dict of tensors."
+        )
+    if "model" not in checkpoint:
+        if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+            checkpoint = {"model": checkpoint}
+        elif isinstance(checkpoint.get("state_dict"), dict):
+            checkpoint = {"model": checkpoint["state_dict"]}
+        else:
+            raise RuntimeError(
+                f"Checkpoint '{path}' has no 'model' entry (keys: {sorted(checkpoint)[:10]}); "
+                "expected a fastreid/FastReID checkpoint or a bare state dict."
+            )
+    return checkpoint
+
+
+def _map_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Strip DDP's ``module.`` prefix and map FastReID key names to ours."""
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
+    from fastreid.modeling.compat import map_fastreid_state_dict
+
+    return dict(map_fastreid_state_dict(state_dict))
+
+
+class Checkpointer:
+    """Saves and loads a model together with other objects that have a ``state_dict``.
+
+    Example::
+
+        checkpointer = Checkpointer(model, "logs/run", optimizer=opt, scheduler=sched)
+        checkpointer.save("model_0009", epoch=9, iteration=1799)
+        extra = checkpointer.resume_or_load("weights.pth", resume=True)
+
+    Args:
+        model: the model (a DDP wrapper is unwrapped).
+        save_dir: folder for checkpoints and the ``last_checkpoint`` pointer.
+        save_to_disk: write files (default: only on the main process).
+        **checkpointables: other objects with ``state_dict`` / ``load_state_dict``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        save_to_disk: Optional[bool] = None,
+        **checkpointables: Any,
+    ) -> None:
+        self.model = unwrap_model(model)
+        self.save_dir = save_dir
+        self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
+        self.checkpointables: Dict[str, Any] = dict(checkpointables)
+        self.logger = logging.getLogger(__name__)
+
+    def add_checkpointable(self, name: str, obj: Any) -> None:
+        if name in self.checkpointables or name == "model":
+            raise KeyError(f"A checkpointable named '{name}' is already registered.")
+        self.checkpointables[name] = obj
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self, name: str, **extra: Any) -> Optional[str]:
+        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it.
+
+        ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
+        be tensors, numbers, strings or containers of those. Returns the path (``None`` when
+        this process does not save).
+        """
+        if not self.save_dir or not self.save_to_disk:
+            return None
+        data: Dict[str, Any] = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(extra)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        atomic_torch_save(data, path)
+        self.tag_last_checkpoint(os.path.basename(path))
+        self.logger.info(f"Saved checkpoint to {path}")
+        return path
+
+    def tag_last_checkpoint(self, basename: str) -> None:
+        atomic_write_text(os.path.join(self.save_dir, LAST_CHECKPOINT), basename)
+
+    # -- finding ----------------------------------------------------------------------------
+    def has_checkpoint(self) -> bool:
+        return bool(self.save_dir) and os.path.isfile(os.path.join(self.save_dir, LAST_CHECKPOINT))
+
+    def get_checkpoint_file(self) -> str:
+        """The path ``last_checkpoint`` points to ('' when there is none)."""
+        try:
+            with open(os.path.join(self.save_dir, LAST_CHECKPOINT), encoding="utf-8") as f:
+                name = f.read().strip()
+        except OSError:
+            return ""
+        return os.path.join(self.save_dir, name)
+
+    def get_all_checkpoint_files(self) -> List[str]:
+        return sorted(
+            os.path.join(self.save_dir, f)
+            for f in os.listdir(self.save_dir)
+            if f.endswith(".pth") and os.path.isfile(os.path.join(self.save_dir, f))
+        )
+
+    # -- loading ----------------------------------------------------------------------------
+    def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
+        """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load everything from it.
+        Otherwise load the model weights only from ``path`` (nothing when ``path`` is empty).
+        Returns the checkpoint's remaining entries (epoch, iteration, ...)."""
+        if resume and self.has_checkpoint():
+            return self.load(self.get_checkpoint_file())
+        if resume:
+            self.logger.info(f"No checkpoint to resume from in '{self.save_dir}'; starting anew.")
+        return self.load(path, checkpointables=[])
+
+    def load(self, path: str, checkpointables: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Load the model (and the named checkpointables; default: all) from ``path``.
+
+        Returns the entries not consumed (epoch, iteration, ...). An empty ``path`` loads
+        nothing and returns ``{}``.
+        """
+        if not path:
+            self.logger.info("No checkpoint given; the model keeps its initialisation.")
+            return {}
+        self.logger.info(f"Loading checkpoint from {path}")
+        checkpoint = load_checkpoint_file(path)
+        incompatible = self.load_model_state(checkpoint.pop("model"), source=path)
+        if incompatible:
+            self.logger.warning(
+                f"Some tensors of '{path}' were not loaded:\n{incompatible.table()}"
+            )
+        names = list(self.checkpointables) if checkpointables is None else list(checkpointables)
+        for key in names:
+            if key not in self.checkpointables:
+                raise KeyError(
+                    f"Unknown checkpointable '{key}'; known: {sorted(self.checkpointables)}"
+                )
+            if key in checkpoint:
+                self.logger.info(f"Loading {key} from {path}")
+                self.checkpointables[key].load_state_dict(checkpoint.pop(key))
+            else:
+                self.logger.warning(
+                    f"Checkpoint '{path}' has no '{key}' state; it keeps its current one."
+                )
+        return checkpoint
+
+    def load_model_state(
+        self, state_dict: Dict[str, torch.Tensor], source: str = "state dict"
+    ) -> IncompatibleKeys:
+        """Load ``state_dict`` into the model non-strictly after key mapping, skipping tensors
+        of the wrong shape. Raises ``ValueError`` when it clearly belongs to another model."""
+        state_dict = _map_state_dict(state_dict)
+        model_state = self.model.state_dict()
+        mismatches = []
+        for key in list(state_dict):
+            if key in model_state and tuple(state_dict[key].shape) != tuple(model_state[key].shape):
+                mismatches.append(
+                    (key, tuple(state_dict[key].shape), tuple(model_state[key].shape))
+                )
+                del state_dict[key]
+        matched = sum(1 for k in state_dict if k in model_state)
+        if model_state and matched < _MIN_MATCHING_FRACTION * len(model_state):
+            examples = ", ".join(k for k, _, _ in mismatches[:3]) or ", ".join(
+                k for k in list(state_dict)[:3] if k not in model_state
+            )
+            raise ValueError(
+                f"Checkpoint '{source}' does not fit this {type(self.model).__name__}: only "
+                f"{matched} of its {len(model_state)} tensors match by name and shape "
+                f"(e.g. {examples}). It was saved from another architecture; use weights trained "
+                "with this config, or set MODEL.META_ARCHITECTURE / MODEL.BACKBONE.* to the "
+                "checkpoint's."
+            )
+        result = self.model.load_state_dict(state_dict, strict=False)
+        skipped = {k for k, _, _ in mismatches}
+        missing = [k for k in result.missing_keys if k not in skipped]
+        return IncompatibleKeys(missing, list(result.unexpected_keys), mismatches)

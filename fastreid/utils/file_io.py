@@ -1,0 +1,57 @@
+"""Atomic file writes: a reader never sees a half-written checkpoint, config or JSON file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import IO, Any, Iterator
+
+import torch
+
+__all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save", "ensure_dir"]
+
+
+def ensure_dir(path: str) -> str:
+    """Create ``path`` (and parents) if needed and return it."""
+    if path:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` in one step.
+
+    If the body raises, the temporary file is removed and ``path`` is left untouched.
+    """
+    if "r" in mode or "a" in mode:
+        raise ValueError(f"atomic_open only writes whole files; mode '{mode}' is not supported.")
+    directory = os.path.dirname(os.path.abspath(path))
+    ensure_dir(directory)
+    fd, tmp_path = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+    )
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)

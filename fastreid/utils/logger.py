@@ -1,0 +1,100 @@
+"""Logging set-up: a console handler and ``log.txt`` in the output folder."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from typing import Optional
+
+__all__ = ["setup_logger", "log_first_n"]
+
+_FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
+_DATE = "%m/%d %H:%M:%S"
+
+
+class _ColorFormatter(logging.Formatter):
+    """Colors WARNING / ERROR prefixes on a terminal and shortens the logger name."""
+
+    def __init__(self, *args, root_name: str, abbrev_name: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._root_name = root_name + "."
+        self._abbrev_name = abbrev_name + "." if abbrev_name else ""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
+        record.name = record.name.replace(self._root_name, self._abbrev_name)
+        message = super().formatMessage(record)
+        if record.levelno == logging.WARNING:
+            return "\x1b[31mWARNING\x1b[0m " + message
+        if record.levelno >= logging.ERROR:
+            return "\x1b[31;5mERROR\x1b[0m " + message
+        return message
+
+
+@functools.lru_cache  # the same call twice must not add a second pair of handlers
+def setup_logger(
+    output: Optional[str] = None,
+    distributed_rank: int = 0,
+    *,
+    color: bool = True,
+    name: str = "fastreid",
+    abbrev_name: Optional[str] = None,
+) -> logging.Logger:
+    """Configure the ``name`` logger: console on rank 0, a file on every rank.
+
+    Args:
+        output: a folder (the log goes to ``output/log.txt``) or a file path ending in
+            ``.txt``/``.log``; ``None`` logs to the console only. Ranks other than 0 write
+            ``log.txt.rank{R}``.
+        distributed_rank: this process's rank; only rank 0 prints to the console.
+        color: colored level names when the console is a terminal.
+        name: logger to configure (child loggers such as ``fastreid.engine`` inherit it).
+        abbrev_name: shorter name shown on the console (default: ``name``).
+
+    Returns:
+        The configured logger.
+    """
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    abbrev_name = name if abbrev_name is None else abbrev_name
+    plain = logging.Formatter(_FORMAT, datefmt=_DATE)
+
+    if distributed_rank == 0:
+        console = logging.StreamHandler(stream=sys.stdout)
+        console.setLevel(logging.DEBUG)
+        if color and sys.stdout.isatty():
+            console.setFormatter(
+                _ColorFormatter(
+                    "[%(asctime)s %(name)s]: %(message)s",
+                    datefmt=_DATE,
+                    root_name=name,
+                    abbrev_name=abbrev_name,
+                )
+            )
+        else:
+            console.setFormatter(plain)
+        logger.addHandler(console)
+
+    if output is not None:
+        filename = output if output.endswith((".txt", ".log")) else os.path.join(output, "log.txt")
+        if distributed_rank > 0:
+            filename = f"{filename}.rank{distributed_rank}"
+        os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
+        file_handler = logging.FileHandler(filename, mode="a", encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(plain)
+        logger.addHandler(file_handler)
+    return logger
+
+
+_LOGGED_ONCE: dict = {}
+
+
+def log_first_n(level: int, message: str, n: int = 1, *, name: str = "fastreid") -> None:
+    """Log ``message`` at most ``n`` times per process (for warnings inside loops)."""
+    count = _LOGGED_ONCE.get(message, 0)
+    if count < n:
+        _LOGGED_ONCE[message] = count + 1
+        logging.getLogger(name).log(level, message)

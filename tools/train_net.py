@@ -1,0 +1,25 @@
+#!/usr/bin/env python
+"""Train or evaluate a model from a config (FastReID's command line).
+
+    python tools/train_net.py --config-file configs/Market1501/bagtricks_R50.yml
+    python tools/train_net.py --config-file X --num-gpus 4 SOLVER.IMS_PER_BATCH 256
+    python tools/train_net.py --config-file X --resume
+    python tools/train_net.py --config-file X --eval-only MODEL.WEIGHTS logs/x/model_final.pth
+
+Projects copy this file and pass their own ``DefaultTrainer`` subclass to ``main``.
+"""
+
+from fastreid.engine import default_argument_parser, launch
+from fastreid.engine.cli import main
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
