@@ -25,10 +25,16 @@ def hard_example_mining(
 
 
 def _softmax_weights(dist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Softmax of ``dist`` over the entries where ``mask`` is 1, per row."""
-    max_v = (dist * mask).max(dim=1, keepdim=True)[0]
-    exp = torch.exp(dist - max_v) * mask
-    return exp / (exp.sum(dim=1, keepdim=True) + 1e-6)
+    """Softmax of ``dist`` over the entries where ``mask`` is 1, per row (0 elsewhere).
+
+    The row maximum is taken over the masked entries only, so the weights sum to 1 however
+    large the distances are (rows with an empty mask get all-zero weights).
+    """
+    masked = dist.masked_fill(mask == 0, float("-inf"))
+    max_v = masked.max(dim=1, keepdim=True)[0]
+    max_v = torch.where(torch.isfinite(max_v), max_v, torch.zeros_like(max_v)).detach()
+    exp = torch.exp(masked - max_v)
+    return exp / exp.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 def weighted_example_mining(
@@ -37,7 +43,9 @@ def weighted_example_mining(
     """Softmax-weighted positive / negative distances per anchor (two ``(N,)`` tensors).
 
     Far positives get weights ``softmax(d)`` over the positives, close negatives
-    ``softmax(-d)`` over the negatives.
+    ``softmax(-d)`` over the negatives. (FastReID shifts by a maximum that includes the
+    masked-out zeros and adds 1e-6 to the sum, so with large distances its negative weights
+    vanish; here they are an exact softmax.)
     """
     dist_ap = dist_mat * is_pos
     dist_an = dist_mat * is_neg
