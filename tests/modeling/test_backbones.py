@@ -152,3 +152,106 @@ def test_resnet_forward_stages_are_pre_relu_and_end_at_the_forward_output():
     assert all((s < 0).any() for s in stages)  # negative values: taken before the ReLU
     torch.testing.assert_close(stages[-1].relu(), out)
     assert len(model.get_bn_before_relu()) == 4
+
+
+# Larger variants only build (on the meta device: no memory, no init cost) with their feat_dim.
+LARGE_BACKBONES = [
+    ("build_resnext_backbone", "101x", 2048),
+    ("build_resnest_backbone", "101x", 2048),
+    ("build_resnest_backbone", "269x", 2048),
+    ("build_osnet_backbone", "x1_0", 512),
+    ("build_osnet_backbone", "x0_75", 384),
+    ("build_osnet_backbone", "x0_5", 256),
+    ("build_mobilenetv2_backbone", "1.4x", 1792),
+    ("build_mobilenetv3_backbone", "large", 960),
+    ("build_efficientnet_backbone", "b3", 1536),
+    ("build_efficientnet_backbone", "b7", 2560),
+    ("build_regnet_backbone", "800y", 784),
+    ("build_regnet_backbone", "3200y", 1512),
+    ("build_repvgg_backbone", "B1g2", 2048),
+    ("build_repvgg_backbone", "B3", 2560),
+    ("build_vit_backbone", "base", 768),
+]
+
+
+@pytest.mark.parametrize("name,depth,feat_dim", LARGE_BACKBONES)
+def test_large_variants_build_with_their_feat_dim(name, depth, feat_dim):
+    # torchvision's RegNet computes its widths with tensor ops that need real data.
+    device = "cpu" if name == "build_regnet_backbone" else "meta"
+    with torch.device(device):
+        model = build_backbone(make_cfg(name, depth, feat_dim))
+    assert model.feat_dim == feat_dim
+
+
+@pytest.mark.parametrize("name", ["build_mobilenetv2_backbone", "build_efficientnet_backbone"])
+def test_last_stride_one_doubles_the_map_of_single_path_networks(name):
+    depth = {"build_mobilenetv2_backbone": "0.5x", "build_efficientnet_backbone": "lite0"}[name]
+    x = torch.zeros(1, 3, 64, 32)
+    shapes = []
+    for stride in (2, 1):
+        model = build_backbone(make_cfg(name, depth, 1280, LAST_STRIDE=stride)).eval()
+        with torch.no_grad():
+            shapes.append(model(x).shape[-2:])
+    assert shapes == [(2, 1), (4, 2)]
+
+
+def test_regnet_last_stride_one_keeps_the_stride_16_map():
+    model = build_backbone(make_cfg("build_regnet_backbone", "400x", 400, LAST_STRIDE=1)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 32)).shape[-2:] == (4, 2)
+
+
+@pytest.mark.parametrize("depth", ["A0", "B1g4"])
+def test_repvgg_fused_model_gives_the_same_outputs(depth):
+    feat_dim = {"A0": 1280, "B1g4": 2048}[depth]
+    model = build_backbone(make_cfg("build_repvgg_backbone", depth, feat_dim))
+    # Non-trivial BN statistics, so the fusion of running mean/var is really exercised.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        before = model(x)
+        model.switch_to_deploy()
+        after = model(x)
+    assert not any(n.endswith(("rbr_dense", "rbr_1x1")) for n, _ in model.named_modules())
+    assert (before - after).abs().max().item() < 1e-4
+
+
+def test_vit_camera_embedding_changes_features_and_is_weighted_by_sie_coe():
+    cfg = make_cfg("build_vit_backbone", "small", 768, NUM_CAMERAS=4, DROP_PATH_RATIO=0.0)
+    model = build_backbone(cfg).eval()
+    assert model.accepts_camids is True
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        a = model(x, camids=torch.tensor([0, 0]))
+        b = model(x, camids=torch.tensor([3, 3]))
+        model.sie_coe = 0.0
+        c = model(x, camids=torch.tensor([3, 3]))
+        d = model(x)
+    assert a.shape == (2, 768, 1, 1)
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(c, d)
+
+
+def test_vit_camera_id_out_of_range_names_the_key():
+    model = build_backbone(make_cfg("build_vit_backbone", "small", 768, NUM_CAMERAS=2))
+    with pytest.raises(ValueError, match="NUM_CAMERAS"):
+        model(torch.randn(1, 3, 64, 32), camids=torch.tensor([5]))
+
+
+def test_vit_overlapping_stride_gives_more_patches():
+    plain = build_backbone(make_cfg("build_vit_backbone", "small", 768))
+    overlap = build_backbone(make_cfg("build_vit_backbone", "small", 768, STRIDE_SIZE=(12, 12)))
+    assert plain.grid == (4, 2) and overlap.grid == (5, 2)
+    assert overlap.pos_embed.shape == (1, 1 + 10, 768)
+
+
+def test_vit_accepts_another_input_size_by_resizing_positions():
+    model = build_backbone(make_cfg("build_vit_backbone", "small", 768)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 96, 48)).shape == (1, 768, 1, 1)

@@ -18,9 +18,7 @@ from .mobilenet import MobileNetFeatures, drop_classifier
 from .pretrained import load_backbone_pretrain
 from .torchvision_utils import norm_factory, set_last_stride
 
-__all__ = ["build_efficientnet_backbone", "efficientnet_lite0_features", "lite_key_mapper"]
-
-EFFICIENTNET_DEPTHS = [f"b{i}" for i in range(8)] + ["lite0"]
+__all__ = ["build_efficientnet_backbone", "efficientnet_features", "lite_key_mapper"]
 
 # EfficientNet-B0 stages (Tan & Le, Table 1): expand, kernel, stride, in, out, layers.
 _B0_STAGES = [
@@ -34,24 +32,43 @@ _B0_STAGES = [
 ]
 
 
+# (width multiplier, depth multiplier) per variant (Tan & Le); lite0 is b0 without SE, ReLU6.
+EFFICIENTNET_SCALES = {
+    "b0": (1.0, 1.0),
+    "b1": (1.0, 1.1),
+    "b2": (1.1, 1.2),
+    "b3": (1.2, 1.4),
+    "b4": (1.4, 1.8),
+    "b5": (1.6, 2.2),
+    "b6": (1.8, 2.6),
+    "b7": (2.0, 3.1),
+    "lite0": (1.0, 1.0),
+}
+
+
 def _no_squeeze_excitation(*_: object, **__: object) -> nn.Module:
     return nn.Identity()
 
 
-def efficientnet_lite0_features(norm: str = "BN") -> nn.Sequential:
-    """EfficientNet-Lite0: B0's blocks without squeeze-excitation and with ReLU6 activations.
+def efficientnet_features(variant: str = "b0", norm: str = "BN") -> nn.Sequential:
+    """The ``features`` trunk of an EfficientNet built with torchvision's blocks.
 
-    Returns torchvision's ``features`` layout (stem ``0``, stages ``1..7``, head ``8``).
+    ``lite*`` variants drop squeeze-excitation and use ReLU6. Returns torchvision's layout
+    (stem ``0``, stages ``1..7``, head ``8``), so its ImageNet weights load.
     """
-    block = partial(MBConv, se_layer=_no_squeeze_excitation)
-    setting = [MBConvConfig(*stage, block=block) for stage in _B0_STAGES]
+    width, depth = EFFICIENTNET_SCALES[variant]
+    lite = variant.startswith("lite")
+    block = partial(MBConv, se_layer=_no_squeeze_excitation) if lite else MBConv
+    setting = [MBConvConfig(*stage, width, depth, block=block) for stage in _B0_STAGES]
+    momentum = 0.01 if lite or variant in ("b5", "b6", "b7") else 0.1
     net = tv_efficientnet.EfficientNet(
-        setting, dropout=0.2, norm_layer=norm_factory(norm, eps=1e-3, momentum=0.01)
+        setting, dropout=0.2, norm_layer=norm_factory(norm, eps=1e-3, momentum=momentum)
     )
-    for module in net.features.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.SiLU):
-                setattr(module, name, nn.ReLU6(inplace=True))
+    if lite:
+        for module in net.features.modules():
+            for name, child in module.named_children():
+                if isinstance(child, nn.SiLU):
+                    setattr(module, name, nn.ReLU6(inplace=True))
     return net.features
 
 
@@ -114,16 +131,12 @@ def build_efficientnet_backbone(cfg: CfgNode) -> MobileNetFeatures:
     FEAT_DIM: b0/b1/lite0 1280, b2 1408, b3 1536, b4 1792, b5 2048, b6 2304, b7 2560."""
     bb = cfg.MODEL.BACKBONE
     depth = str(bb.DEPTH).lower()
-    if depth not in EFFICIENTNET_DEPTHS:
+    if depth not in EFFICIENTNET_SCALES:
         raise KeyError(
             f"MODEL.BACKBONE.DEPTH {bb.DEPTH!r} is not an EfficientNet variant; choose one of "
-            f"{', '.join(EFFICIENTNET_DEPTHS)}."
+            f"{', '.join(EFFICIENTNET_SCALES)}."
         )
-    if depth == "lite0":
-        features = efficientnet_lite0_features(bb.NORM)
-    else:
-        builder = getattr(tv_efficientnet, f"efficientnet_{depth}")
-        features = builder(weights=None, norm_layer=norm_factory(bb.NORM, eps=1e-3)).features
+    features = efficientnet_features(depth, bb.NORM)
     set_last_stride(features, bb.LAST_STRIDE)
     convs = [m for m in features.modules() if isinstance(m, nn.Conv2d)]
     model = MobileNetFeatures(features, convs[-1].out_channels)

@@ -104,7 +104,10 @@ def load_pretrained_weights(
             compatible[key] = value
     result = model.load_state_dict(compatible, strict=False)
     # BN batch counters are bookkeeping, not weights: never report them.
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    skipped = {k for k, _, _ in mismatched}
+    missing = [
+        k for k in result.missing_keys if not k.endswith("num_batches_tracked") and k not in skipped
+    ]
     unexpected = [k for k in result.unexpected_keys if not k.endswith("num_batches_tracked")]
     loaded = [k for k in compatible if k in own]
     report = LoadReport(loaded, missing, unexpected, mismatched)

