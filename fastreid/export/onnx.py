@@ -78,6 +78,7 @@ def export_onnx(
     with atomic_path(output) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=UserWarning)  # InstanceNorm training-mode note
         if exporter == "torchscript":
             torch.onnx.export(
                 wrapped,

@@ -31,7 +31,9 @@ def export_torchscript(
     """Trace ``model`` on a ``(batch_size, 3, H, W)`` example, freeze it and save it.
 
     The traced graph keeps the batch dimension symbolic, so the saved module accepts any
-    batch. ``optimize`` applies ``torch.jit.optimize_for_inference`` (Conv+BN folding, ...).
+    batch. ``optimize`` folds BatchNorm and constant arithmetic into the convolutions; the
+    device-specific ``torch.jit.optimize_for_inference`` pass is applied when loading
+    (:class:`TorchScriptRunner`), because its output cannot be serialised.
     Load it with ``torch.jit.load`` in Python or ``torch::jit::load`` in libtorch.
     """
     wrapped = FeatureOutput(model).eval()
@@ -43,9 +45,8 @@ def export_torchscript(
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         traced = torch.jit.trace(wrapped, (example,), check_trace=False)
-        frozen = torch.jit.freeze(traced.eval())
-        if optimize:
-            frozen = torch.jit.optimize_for_inference(frozen)
+        # Freezing inlines the weights and folds Conv+BN / Conv+Add / Conv+Mul.
+        frozen = torch.jit.freeze(traced.eval(), optimize_numerics=optimize)
     with atomic_path(output) as tmp:
         torch.jit.save(frozen, str(tmp))
     logger.info("Wrote %s", output)
@@ -56,7 +57,10 @@ class TorchScriptRunner:
     """Run a saved TorchScript model: ``runner(images) -> features`` (numpy in and out)."""
 
     def __init__(
-        self, path: str | os.PathLike, device: Optional[Union[str, torch.device]] = None
+        self,
+        path: str | os.PathLike,
+        device: Optional[Union[str, torch.device]] = None,
+        optimize: bool = True,
     ) -> None:
         if not Path(path).is_file():
             raise FileNotFoundError(
@@ -68,6 +72,8 @@ class TorchScriptRunner:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
+            if optimize:
+                self.module = torch.jit.optimize_for_inference(self.module)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(B, 3, H, W)`` float32 0-255 RGB -> raw features ``(B, D)``."""

@@ -205,6 +205,5 @@ def verify_export(
         threshold=threshold,
     )
     if log:
-        logger.info(result.summary())
         print(result.summary(), flush=True)
     return result

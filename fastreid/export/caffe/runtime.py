@@ -56,7 +56,8 @@ class OpenCVCaffeRunner:
 
 
 def _blob(proto: Any) -> torch.Tensor:
-    return torch.tensor(list(proto.data), dtype=torch.float32).reshape(list(proto.shape.dim))
+    data = np.asarray(proto.data, dtype=np.float32)
+    return torch.from_numpy(data).reshape(list(proto.shape.dim))
 
 
 class CaffeReferenceRunner:

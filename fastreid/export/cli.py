@@ -1,0 +1,190 @@
+"""Shared command-line plumbing of ``tools/deploy/*_export.py`` and ``*_inference.py``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from torch import nn
+
+from .dependencies import MissingDependencyError
+from .verify import (
+    IMAGE_EXTENSIONS,
+    ExportVerificationError,
+    Runner,
+    list_images,
+    verification_images,
+    verify_export,
+)
+
+__all__ = [
+    "export_argument_parser",
+    "inference_argument_parser",
+    "load_export_model",
+    "run_cli",
+    "run_inference",
+    "verify_cli",
+]
+
+logger = logging.getLogger("fastreid.export")
+
+
+def export_argument_parser(
+    description: str, default_name: str = "model"
+) -> argparse.ArgumentParser:
+    """Arguments every export tool takes (FastReID's names: --config-file, --name, ...)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="model config (YAML)")
+    parser.add_argument("--name", default=default_name, help="base name of the exported file(s)")
+    parser.add_argument("--output", default="outputs/deploy", help="output folder")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch of the example input")
+    parser.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="images for verification (default: synthetic images)",
+    )
+    parser.add_argument(
+        "--verify-batch",
+        type=int,
+        default=4,
+        help="images in the verification batch (a batch of 1 is checked too)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.999, help="minimum cosine similarity with PyTorch"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument(
+        "--opts",
+        default=[],
+        nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS w.pth",
+    )
+    return parser
+
+
+def load_export_model(args: argparse.Namespace, device: str = "cpu") -> nn.Module:
+    """The eval-mode model of ``--config-file`` / ``--opts`` (errors name the fix)."""
+    from fastreid.predictor import build_model_from_config
+
+    if not Path(args.config_file).is_file():
+        raise FileNotFoundError(f"Config file '{args.config_file}' does not exist (--config-file).")
+    return build_model_from_config(args.config_file, opts=args.opts, device=device)
+
+
+def input_size(model: nn.Module) -> tuple[int, int]:
+    """``INPUT.SIZE_TEST`` of the model's config as ``(H, W)``."""
+    size = model.cfg.INPUT.SIZE_TEST
+    return int(size[0]), int(size[1])
+
+
+def verify_cli(
+    model: nn.Module,
+    runner: Runner,
+    args: argparse.Namespace,
+    format_name: str,
+    batch_sizes: Optional[Sequence[int]] = None,
+) -> list:
+    """Verify ``runner`` against ``model`` at the verification batch and at batch 1.
+
+    Raises :class:`ExportVerificationError` when a cosine similarity is below the threshold.
+    """
+    sizes = batch_sizes or sorted({args.verify_batch, 1}, reverse=True)
+    images = verification_images(args.images, input_size(model), max(sizes))
+    results = [
+        verify_export(model, runner, images[:n], format_name, threshold=args.threshold)
+        for n in sizes
+    ]
+    for result in results:
+        result.check()
+    return results
+
+
+def run_cli(main: Callable[[], None]) -> None:
+    """Run ``main`` and turn expected failures into one-line errors and exit codes.
+
+    Exit codes: 1 verification failed, 2 missing file / dependency / unsupported layer.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main()
+    except ExportVerificationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (
+        MissingDependencyError,
+        FileNotFoundError,
+        NotImplementedError,
+        KeyError,
+        ValueError,
+        OSError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def inference_argument_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments every inference tool takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        help="image files and/or folders (searched recursively)",
+    )
+    parser.add_argument(
+        "--output",
+        default="outputs/features.npy",
+        help="features .npy (an image list .txt is written next to it)",
+    )
+    parser.add_argument("--height", type=int, default=256, help="input height (INPUT.SIZE_TEST)")
+    parser.add_argument("--width", type=int, default=128, help="input width (INPUT.SIZE_TEST)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    return parser
+
+
+def collect_images(inputs: Sequence[str]) -> list[str]:
+    """Image paths from files and folders, in the given order (folders sorted)."""
+    paths: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(str(p) for p in list_images(path))
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            raise FileNotFoundError(f"Input '{item}' is neither an image file nor a folder.")
+    if not paths:
+        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}.")
+    return paths
+
+
+def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
+    """Preprocess ``--input`` like the test loader, run ``runner`` in batches, save features.
+
+    Writes L2-normalised features ``(N, D)`` float32 to ``--output`` and the image paths, one a
+    line, to the same name with ``.txt``.
+    """
+    from fastreid.export.atomic import atomic_path
+    from fastreid.predictor import preprocess_images
+
+    paths = collect_images(args.input)
+    size = (args.height, args.width)
+    chunks = []
+    for start in range(0, len(paths), args.batch_size):
+        batch = preprocess_images(paths[start : start + args.batch_size], size).numpy()
+        chunks.append(runner(batch))
+    features = np.concatenate(chunks).astype(np.float32)
+    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    output = Path(args.output)
+    with atomic_path(output) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, features)
+    output.with_suffix(".txt").write_text("\n".join(paths) + "\n")
+    print(f"Wrote {output}: {features.shape[0]} x {features.shape[1]} L2-normalised features.")
+    return features
