@@ -47,7 +47,8 @@ class SplAtConv2d(nn.Module):
         self.bn0 = get_norm(norm, channels * radix)
         self.relu = nn.ReLU(inplace=True)
         self.fc1 = nn.Conv2d(channels, inter_channels, 1, groups=groups)
-        self.bn1 = get_norm(norm, inter_channels)
+        # The attention path works on (B, C, 1, 1) vectors: instance norm is undefined there.
+        self.bn1 = get_norm("BN" if norm == "IN" else norm, inter_channels)
         self.fc2 = nn.Conv2d(inter_channels, channels * radix, 1, groups=groups)
 
     def _split_softmax(self, attention: torch.Tensor) -> torch.Tensor:
