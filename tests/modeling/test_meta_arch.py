@@ -253,3 +253,11 @@ def test_moco_queue_fills_with_key_features():
 def test_mgn_needs_a_resnet():
     with pytest.raises(TypeError, match="build_resnet_backbone"):
         build_model(tiny_cfg(**{"MODEL.META_ARCHITECTURE": "MGN"}))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_eval_tensor_path_traces_with_any_batch_size():
+    model = build_model(tiny_cfg(**{"MODEL.HEADS.POOL_LAYER": "GeneralizedMeanPoolingP"})).eval()
+    traced = torch.jit.trace(model, torch.rand(2, 3, 16, 8) * 255)
+    x = torch.rand(5, 3, 16, 8) * 255
+    assert torch.allclose(traced(x), model(x), atol=1e-5)
