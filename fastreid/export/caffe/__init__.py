@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..onnx import FeatureOutput
 from .converter import CaffeConverter, UnsupportedLayerError, is_leaf_module
 from .graph import trace_graph
 from .proto import caffe_pb2
@@ -45,7 +44,7 @@ def convert_to_caffe(model: nn.Module, input_size: Sequence[int], name: str = "m
 
     Raises :class:`UnsupportedLayerError` naming the module when a layer has no Caffe form.
     """
-    model = FeatureOutput(model).eval()
+    model = model.eval()  # traced directly so layer names are the module names
     device = next(iter(model.parameters())).device
     example = torch.rand(2, 3, int(input_size[0]), int(input_size[1]), device=device) * 255.0
     graph = trace_graph(model, example, is_leaf_module)

@@ -1,0 +1,46 @@
+"""TorchScript export: traced, frozen, any batch."""
+
+import pytest
+
+from fastreid.export.torchscript import TorchScriptRunner, export_torchscript
+
+from .helpers import SIZE, ToyReID, assert_matches, build_recipe, recipe_size
+
+
+def test_toy_model_matches_for_batches_1_and_7(tmp_path):
+    model = ToyReID().eval()
+    path = export_torchscript(model, tmp_path / "toy.pt", SIZE)
+    assert_matches(model, TorchScriptRunner(path, optimize=False))
+
+
+def test_demo_recipe_exports(tmp_path):
+    model = build_recipe("demo")
+    size = recipe_size("demo")
+    path = export_torchscript(model, tmp_path / "demo.pt", size)
+    assert_matches(model, TorchScriptRunner(path), size=size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "bot_R50",
+        "bot_R50-ibn",
+        "agw_R50",
+        "agw_R50-ibn",
+        "sbs_R50",
+        "sbs_R50-ibn",
+        "mgn_R50",
+        "mgn_R50-ibn",
+    ],
+)
+def test_r50_recipes_export(tmp_path, recipe):
+    model = build_recipe(recipe)
+    size = recipe_size(recipe)
+    path = export_torchscript(model, tmp_path / f"{recipe}.pt", size)
+    assert_matches(model, TorchScriptRunner(path, optimize=False), size=size)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="torchscript_export.py"):
+        TorchScriptRunner(tmp_path / "missing.pt")
