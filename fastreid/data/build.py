@@ -1,0 +1,218 @@
+"""Train and test loaders: datasets from the registry -> CommDataset -> sampler -> dict batches."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Sampler
+
+from fastreid.config import configurable
+from fastreid.utils import comm
+
+from . import samplers
+from .common import CommDataset
+from .datasets import DATASET_REGISTRY, resolve_datasets_root
+from .transforms import build_transforms
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "build_reid_test_loader",
+    "build_reid_train_loader",
+    "build_train_sampler",
+    "fast_batch_collator",
+    "ReidDataLoader",
+]
+
+_SAMPLERS = (
+    "TrainingSampler",
+    "NaiveIdentitySampler",
+    "BalancedIdentitySampler",
+    "SetReWeightSampler",
+)
+
+
+def fast_batch_collator(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Collate sample dicts into a batch dict.
+
+    Tensors are stacked (``images`` -> (B, 3, H, W)), ints become int64 tensors (``targets``,
+    ``camids``), floats float32 tensors, anything else (``img_paths``) stays a list.
+    """
+    batch: Dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        first = values[0]
+        if isinstance(first, torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(first, int) and not isinstance(first, bool):
+            batch[key] = torch.tensor(values, dtype=torch.int64)
+        elif isinstance(first, float):
+            batch[key] = torch.tensor(values, dtype=torch.float32)
+        else:
+            batch[key] = values
+    return batch
+
+
+class ReidDataLoader(DataLoader):
+    """A DataLoader whose workers send uint8 images; batches are converted to float32 here.
+
+    Shipping uint8 from the worker processes moves 4x less data than float32; the conversion of
+    a whole batch in the main process is one vectorised op.
+    """
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for batch in super().__iter__():
+            images = batch.get("images")
+            if isinstance(images, torch.Tensor) and not images.is_floating_point():
+                batch["images"] = images.float()
+            yield batch
+
+
+def _datasets_root(cfg) -> str:
+    return resolve_datasets_root(cfg.DATASETS.ROOT)
+
+
+def build_train_sampler(cfg, data_source: Sequence[tuple]) -> Sampler:
+    """The ``DATALOADER.SAMPLER_TRAIN`` sampler over ``data_source`` (the training items)."""
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    world_size = comm.get_world_size()
+    if cfg.SOLVER.IMS_PER_BATCH % world_size != 0:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number "
+            f"of processes ({world_size})."
+        )
+    mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // world_size
+    num_instance = cfg.DATALOADER.NUM_INSTANCE
+    logger.info("Using training sampler %s", name)
+    if name == "TrainingSampler":
+        return samplers.TrainingSampler(len(data_source))
+    if name == "NaiveIdentitySampler":
+        return samplers.NaiveIdentitySampler(data_source, mini_batch_size, num_instance)
+    if name == "BalancedIdentitySampler":
+        return samplers.BalancedIdentitySampler(data_source, mini_batch_size, num_instance)
+    if name == "SetReWeightSampler":
+        return samplers.SetReWeightSampler(
+            data_source, mini_batch_size, num_instance, cfg.DATALOADER.SET_WEIGHT
+        )
+    raise ValueError(
+        f"Unknown DATALOADER.SAMPLER_TRAIN '{name}'; choose one of {', '.join(_SAMPLERS)}."
+    )
+
+
+def _train_loader_from_config(
+    cfg,
+    *,
+    train_set: Optional[CommDataset] = None,
+    transforms: Optional[Callable] = None,
+    sampler=None,
+    **kwargs,
+) -> Dict[str, Any]:
+    if train_set is None:
+        if transforms is None:
+            transforms = build_transforms(cfg, is_train=True, to_float=False)
+        items: List[tuple] = []
+        root = _datasets_root(cfg)
+        for name in cfg.DATASETS.NAMES:
+            dataset = DATASET_REGISTRY.get(name)(
+                root=root,
+                combineall=cfg.DATASETS.COMBINEALL,
+                verbose=comm.is_main_process(),
+                **kwargs,
+            )
+            items.extend(dataset.train)
+        train_set = CommDataset(
+            items, transforms, relabel=True, skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT
+        )
+    if sampler is None:
+        sampler = build_train_sampler(cfg, train_set.img_items)
+    return {
+        "train_set": train_set,
+        "sampler": sampler,
+        "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+    }
+
+
+@configurable(from_config=_train_loader_from_config)
+def build_reid_train_loader(
+    train_set: CommDataset,
+    *,
+    sampler: Optional[Sampler] = None,
+    total_batch_size: int,
+    num_workers: int = 0,
+) -> DataLoader:
+    """An infinite loader of training batches.
+
+    Call as ``build_reid_train_loader(cfg)`` or with explicit arguments. Each batch is a dict:
+    ``images`` float32 (B, 3, H, W) in 0-255, ``targets`` int64 (B,), ``camids`` int64 (B,),
+    ``img_paths`` list of str, plus the items' extras; B = ``total_batch_size // world_size``.
+    ``loader.dataset.num_classes`` is the number of training identities.
+    """
+    world_size = comm.get_world_size()
+    if total_batch_size % world_size != 0 or total_batch_size < world_size:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH ({total_batch_size}) must be a positive multiple of the number "
+            f"of processes ({world_size})."
+        )
+    mini_batch_size = total_batch_size // world_size
+    if sampler is None:
+        sampler = samplers.TrainingSampler(len(train_set))
+    batch_sampler = BatchSampler(sampler, mini_batch_size, drop_last=True)
+    return ReidDataLoader(
+        train_set,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=fast_batch_collator,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+def _test_loader_from_config(
+    cfg, dataset_name: str, *, transforms: Optional[Callable] = None, **kwargs
+) -> Dict[str, Any]:
+    if transforms is None:
+        transforms = build_transforms(cfg, is_train=False, to_float=False)
+    dataset = DATASET_REGISTRY.get(dataset_name)(
+        root=_datasets_root(cfg), verbose=comm.is_main_process(), **kwargs
+    )
+    test_set = CommDataset(
+        dataset.query + dataset.gallery,
+        transforms,
+        relabel=False,
+        skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+    )
+    return {
+        "test_set": test_set,
+        "test_batch_size": cfg.TEST.IMS_PER_BATCH,
+        "num_query": len(dataset.query),
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+    }
+
+
+@configurable(from_config=_test_loader_from_config)
+def build_reid_test_loader(
+    test_set: CommDataset, test_batch_size: int, num_query: int, num_workers: int = 0
+) -> Tuple[DataLoader, int]:
+    """A loader over query then gallery images, each exactly once over all processes.
+
+    Call as ``build_reid_test_loader(cfg, dataset_name)`` or with explicit arguments (the
+    ``test_set`` items are the query items followed by the gallery items). Returns
+    ``(loader, num_query)``; batches are dicts as in :func:`build_reid_train_loader` with at
+    most ``test_batch_size // world_size`` images.
+    """
+    mini_batch_size = max(1, test_batch_size // comm.get_world_size())
+    batch_sampler = BatchSampler(
+        samplers.InferenceSampler(len(test_set)), mini_batch_size, drop_last=False
+    )
+    loader = ReidDataLoader(
+        test_set,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=fast_batch_collator,
+        pin_memory=torch.cuda.is_available(),
+    )
+    return loader, num_query

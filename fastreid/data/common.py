@@ -1,0 +1,110 @@
+"""The torch ``Dataset`` over item lists: decode, transform, relabel, skip corrupt files."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .data_utils import CorruptImageError, read_image
+
+logger = logging.getLogger(__name__)
+
+# Replacement draws before giving up when SKIP_CORRUPT is on.
+_MAX_REPLACEMENTS = 20
+
+
+class CommDataset(Dataset):
+    """Samples of ``(img_path, pid, camid[, extras])`` items as dicts.
+
+    Args:
+        img_items: the items (e.g. ``dataset.train`` of several datasets concatenated).
+        transform: callable on a uint8 (3, H, W) tensor (see ``build_transforms``); None keeps
+            the decoded uint8 image.
+        relabel: map pids and camids to contiguous ints 0..N-1 (training); otherwise they must
+            already be ints (query/gallery).
+        skip_corrupt: replace an unreadable image by another one of the same identity (a warning
+            is logged) instead of raising.
+
+    ``dataset[i]`` is a dict: ``images`` (transformed image), ``targets`` (int), ``camids`` (int),
+    ``img_paths`` (str) and any extras of the item (lists of numbers become tensors).
+    """
+
+    def __init__(
+        self,
+        img_items: Sequence[tuple],
+        transform: Optional[Callable] = None,
+        relabel: bool = True,
+        skip_corrupt: bool = False,
+    ) -> None:
+        self.img_items: List[tuple] = list(img_items)
+        self.transform = transform
+        self.relabel = relabel
+        self.skip_corrupt = skip_corrupt
+        self.pids = sorted({item[1] for item in self.img_items}, key=str)
+        self.cams = sorted({item[2] for item in self.img_items}, key=str)
+        self.pid_dict: Dict[Any, int] = {p: i for i, p in enumerate(self.pids)}
+        self.cam_dict: Dict[Any, int] = {c: i for i, c in enumerate(self.cams)}
+        self._by_pid: Optional[Dict[Any, List[int]]] = None
+
+    def __len__(self) -> int:
+        return len(self.img_items)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.pids)
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.cams)
+
+    def _same_identity(self, index: int) -> List[int]:
+        if self._by_pid is None:
+            by_pid: Dict[Any, List[int]] = defaultdict(list)
+            for i, item in enumerate(self.img_items):
+                by_pid[item[1]].append(i)
+            self._by_pid = by_pid
+        return self._by_pid[self.img_items[index][1]]
+
+    def _load(self, index: int) -> tuple:
+        """(image, index actually used); draws replacements for unreadable files if allowed."""
+        try:
+            return read_image(self.img_items[index][0]), index
+        except CorruptImageError as error:
+            if not self.skip_corrupt:
+                raise
+            logger.warning("Skipping unreadable image: %s", error)
+            first_error = error
+        rng = random.Random(index)
+        candidates = [i for i in self._same_identity(index) if i != index] or list(range(len(self)))
+        for _ in range(_MAX_REPLACEMENTS):
+            other = rng.choice(candidates)
+            try:
+                return read_image(self.img_items[other][0]), other
+            except CorruptImageError as error:
+                logger.warning("Skipping unreadable image: %s", error)
+        raise CorruptImageError(
+            f"{_MAX_REPLACEMENTS} replacement images for {self.img_items[index][0]} were unreadable "
+            "too; the dataset looks broken."
+        ) from first_error
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        image, used = self._load(index)
+        path, pid, camid, *rest = self.img_items[used]
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.relabel:
+            pid, camid = self.pid_dict[pid], self.cam_dict[camid]
+        sample = {"images": image, "targets": int(pid), "camids": int(camid), "img_paths": path}
+        if rest:
+            for key, value in rest[0].items():
+                if isinstance(value, (list, tuple)) and all(
+                    isinstance(v, (int, float)) for v in value
+                ):
+                    value = torch.tensor(value)
+                sample[key] = value
+        return sample
