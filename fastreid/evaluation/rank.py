@@ -81,41 +81,61 @@ def _effective_chunk(chunk_size: int, num_gallery: int) -> int:
     return max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // max(num_gallery, 1)))
 
 
+class _GalleryIndex:
+    """Gallery labels sorted by identity, to list each query's same-identity entries fast."""
+
+    def __init__(self, g_pids: torch.Tensor, g_camids: torch.Tensor) -> None:
+        self.g_pids, self.g_camids = g_pids, g_camids
+        self.order = torch.argsort(g_pids, stable=True)
+        self.sorted_pids = g_pids[self.order].contiguous()
+        self.junk = torch.nonzero(g_pids < 0).reshape(-1)
+
+    def same_pid_pairs(self, q_pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(row, gallery column) of every same-identity pair, grouped by row."""
+        low = torch.searchsorted(self.sorted_pids, q_pids)
+        counts = torch.searchsorted(self.sorted_pids, q_pids, right=True) - low
+        rows = torch.repeat_interleave(torch.arange(len(q_pids)), counts)
+        offsets = torch.cumsum(counts, 0) - counts
+        within = torch.arange(len(rows)) - offsets[rows]
+        return rows, self.order[low[rows] + within]
+
+
 def _positive_ranks(
     dist: torch.Tensor,
     q_pids: torch.Tensor,
     q_camids: torch.Tensor,
-    g_pids: torch.Tensor,
-    g_camids: torch.Tensor,
+    gallery: _GalleryIndex,
     keep: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """1-based ranks of the true matches of each query among its kept gallery entries.
 
-    dist (C, G) is consumed (overwritten). Returns ``ranks`` (C, P) ascending, padded past
-    ``num_pos`` (C,). A false match at exactly a true match's distance ranks after it.
+    dist (C, G) is consumed (overwritten); any increasing function of the distance works.
+    ``keep`` (C, G) optionally removes more entries. Returns ``ranks`` (C, P) ascending,
+    padded past ``num_pos`` (C,). A false match at exactly a true match's distance ranks
+    after it.
     """
     num_rows = dist.shape[0]
-    same_pid = q_pids[:, None] == g_pids[None, :]
-    excluded = same_pid & (q_camids[:, None] == g_camids[None, :])
-    excluded |= (g_pids < 0)[None, :]
+    rows, cols = gallery.same_pid_pairs(q_pids)
+    positive = (gallery.g_camids[cols] != q_camids[rows]) & (gallery.g_pids[cols] >= 0)
     if keep is not None:
-        excluded |= ~keep
-    positive = same_pid & ~excluded
-    num_pos = positive.sum(dim=1)
+        positive &= keep[rows, cols]
+    pos_rows, pos_cols = rows[positive], cols[positive]
+    num_pos = torch.bincount(pos_rows, minlength=num_rows)
     max_pos = int(num_pos.max()) if num_rows else 0
     if max_pos == 0:
         return torch.zeros(num_rows, 0, dtype=torch.float64), num_pos
-    pos_dist = torch.topk(
-        dist.masked_fill(~positive, math.inf), max_pos, dim=1, largest=False, sorted=True
-    ).values
-    del positive
-    # Every entry that is not a kept false match goes to the last bin, which no true match
-    # counts.
-    excluded |= same_pid
-    del same_pid
-    dist.masked_fill_(excluded, math.inf)
-    del excluded
-    bins = torch.searchsorted(pos_dist.contiguous(), dist, right=True, out_int32=True)
+    slot = torch.arange(len(pos_rows)) - (torch.cumsum(num_pos, 0) - num_pos)[pos_rows]
+    pos_dist = torch.full((num_rows, max_pos), math.inf, dtype=dist.dtype)
+    pos_dist[pos_rows, slot] = dist[pos_rows, pos_cols]
+    pos_dist = torch.sort(pos_dist, dim=1).values
+    # Everything that is not a kept false match goes to the last bin, which no true match
+    # counts: same identity (true matches are counted by their slot), junk, not kept.
+    dist[rows, cols] = math.inf
+    if len(gallery.junk):
+        dist[:, gallery.junk] = math.inf
+    if keep is not None:
+        dist.masked_fill_(~keep, math.inf)
+    bins = torch.searchsorted(pos_dist, dist, right=True, out_int32=True)
     offsets = torch.arange(num_rows, dtype=torch.int32) * (max_pos + 1)
     bins += offsets[:, None]
     hist = torch.bincount(bins.view(-1), minlength=num_rows * (max_pos + 1))
@@ -198,8 +218,14 @@ def _distance_chunks(
     metric: str,
     num_query: int,
     chunk: int,
+    on_chunk: Optional[ChunkObserver] = None,
 ):
-    """Yields (start, end, distances (end - start, G) float tensor that may be modified)."""
+    """Yields (start, end, scores (end - start, G)) that the caller may overwrite.
+
+    From features, the scores are an increasing function of the distance that costs one
+    matrix product and nothing else: ``-cos`` for cosine, ``|g|^2 - 2 q.g`` (the squared
+    distance minus ``|q|^2``) for euclidean. ``on_chunk`` still sees true distances.
+    """
     if distmat is None:
         query = as_feature_tensor(query_features, "query_features")
         gallery = as_feature_tensor(gallery_features, "gallery_features")
@@ -209,24 +235,35 @@ def _distance_chunks(
                 f"{gallery.shape[1]}."
             )
         gallery_norms = squared_norms(gallery)
+        if metric == "cosine" and not torch.allclose(
+            gallery_norms, torch.ones(()), rtol=0, atol=1e-5
+        ):
+            gallery = torch.nn.functional.normalize(gallery, dim=1)
         for start in range(0, num_query, chunk):
             end = min(start + chunk, num_query)
-            yield (
-                start,
-                end,
-                pairwise_distance(
-                    query[start:end], gallery, metric, gallery_sq_norms=gallery_norms
-                ),
-            )
-    elif callable(distmat):
-        for start in range(0, num_query, chunk):
-            end = min(start + chunk, num_query)
-            yield start, end, torch.as_tensor(distmat(start, end))
-    else:
-        for start in range(0, num_query, chunk):
-            end = min(start + chunk, num_query)
+            block = query[start:end]
+            if metric == "cosine":
+                scores = torch.nn.functional.normalize(block, dim=1).neg_() @ gallery.T
+                if on_chunk is not None:
+                    on_chunk(start, scores + 1.0)
+            else:
+                scores = (block * -2.0) @ gallery.T
+                scores += gallery_norms[None, :]
+                if on_chunk is not None:
+                    squared = scores + squared_norms(block)[:, None]
+                    on_chunk(start, squared.clamp_min_(0.0).sqrt_())
+            yield start, end, scores
+        return
+    for start in range(0, num_query, chunk):
+        end = min(start + chunk, num_query)
+        if callable(distmat):
+            dist = torch.as_tensor(distmat(start, end))
+        else:
             # A copy: the ranking overwrites its input.
-            yield start, end, torch.as_tensor(np.asarray(distmat[start:end])).clone()
+            dist = torch.as_tensor(np.asarray(distmat[start:end])).clone()
+        if on_chunk is not None:
+            on_chunk(start, dist)
+        yield start, end, dist
 
 
 def _check_inputs(
@@ -328,14 +365,11 @@ def evaluate_rank(
 
     chunk = _effective_chunk(chunk_size, num_gallery)
     accumulator = _Accumulator(max_rank)
+    gallery = _GalleryIndex(g_pids_t, g_cam_t)
     for start, end, dist in _distance_chunks(
-        distmat, query_features, gallery_features, metric, num_query, chunk
+        distmat, query_features, gallery_features, metric, num_query, chunk, on_chunk
     ):
-        if on_chunk is not None:
-            on_chunk(start, dist)
-        ranks, num_pos = _positive_ranks(
-            dist, q_pids_t[start:end], q_cam_t[start:end], g_pids_t, g_cam_t
-        )
+        ranks, num_pos = _positive_ranks(dist, q_pids_t[start:end], q_cam_t[start:end], gallery)
         accumulator.add(ranks, num_pos, num_pos)
     return accumulator.result()
 
@@ -527,6 +561,7 @@ def evaluate_single_shot(
     num_ids = int(g_pid_index.max()) + 1
     max_rank = _capped_max_rank(max_rank, num_ids)
     accumulators = [_Accumulator(max_rank) for _ in range(num_repeats)]
+    gallery = _GalleryIndex(g_pids_t, g_cam_t)
     chunk = _effective_chunk(chunk_size, num_gallery)
     for start, end, dist in _distance_chunks(
         distmat, query_features, gallery_features, metric, num_query, chunk
@@ -537,7 +572,7 @@ def evaluate_single_shot(
         for repeat, accumulator in enumerate(accumulators):
             generator = torch.Generator().manual_seed(seed * 1_000_003 + repeat * 7_919 + start)
             keep = _one_per_identity(kept, g_pid_index, num_ids, generator)
-            ranks, num_pos = _positive_ranks(dist.clone(), qp, qc, g_pids_t, g_cam_t, keep)
+            ranks, num_pos = _positive_ranks(dist.clone(), qp, qc, gallery, keep)
             accumulator.add(ranks, num_pos, num_pos)
     results = [accumulator.result() for accumulator in accumulators]
     return _average_results(results, concatenate=False)
