@@ -26,9 +26,9 @@ from .file_io import atomic_torch_save, atomic_write_text
 __all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
 
 LAST_CHECKPOINT = "last_checkpoint"
-# Below this fraction of the model's tensors matching the checkpoint by name and shape,
+# Below this fraction of the backbone's weights matching the checkpoint by name and shape,
 # the checkpoint is taken to come from another architecture.
-_MIN_MATCHING_FRACTION = 0.5
+_MIN_MATCHING_FRACTION = 0.9
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -249,17 +249,22 @@ class Checkpointer:
                     (key, tuple(state_dict[key].shape), tuple(model_state[key].shape))
                 )
                 del state_dict[key]
-        matched = sum(1 for k in state_dict if k in model_state)
-        if model_state and matched < _MIN_MATCHING_FRACTION * len(model_state):
+        # Judge the architecture on the backbone (heads legitimately differ, e.g. in the
+        # class count), by the fraction of its elements the checkpoint provides.
+        judged = [k for k in model_state if k.startswith("backbone.")] or list(model_state)
+        total = sum(model_state[k].numel() for k in judged)
+        covered = sum(model_state[k].numel() for k in judged if k in state_dict)
+        if total and covered < _MIN_MATCHING_FRACTION * total:
             examples = ", ".join(k for k, _, _ in mismatches[:3]) or ", ".join(
                 k for k in list(state_dict)[:3] if k not in model_state
             )
             raise ValueError(
-                f"Checkpoint '{source}' does not fit this {type(self.model).__name__}: only "
-                f"{matched} of its {len(model_state)} tensors match by name and shape "
-                f"(e.g. {examples}). It was saved from another architecture; use weights trained "
-                "with this config, or set MODEL.META_ARCHITECTURE / MODEL.BACKBONE.* to the "
-                "checkpoint's."
+                f"Checkpoint '{source}' does not fit this {type(self.model).__name__}: it provides "
+                f"only {100.0 * covered / total:.0f}% of the weights of "
+                f"{'its backbone' if judged[0].startswith('backbone.') else 'the model'} with the "
+                f"right name and shape (e.g. {examples or 'no key in common'}). It was saved from "
+                "another architecture; use weights trained with this config, or set "
+                "MODEL.META_ARCHITECTURE / MODEL.BACKBONE.* to the checkpoint's."
             )
         result = self.model.load_state_dict(state_dict, strict=False)
         skipped = {k for k, _, _ in mismatches}

@@ -162,26 +162,27 @@ class EventWriter:
 class JSONWriter(EventWriter):
     """Appends one JSON object per written iteration to ``metrics.json``::
 
-    {"iteration": 19, "epoch": 0, "total_loss": 5.2, "lr": 3.5e-05, ...}
+        {"iteration": 19, "total_loss": 5.2, "lr": 3.5e-05, "time": 0.41, ...}
+
+    Each scalar is written once per new value (evaluation results get their own line).
     """
 
     def __init__(self, json_file: str, window_size: int = 20) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(json_file)), exist_ok=True)
         self._file = open(json_file, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._window_size = window_size
-        self._last_write = -1
+        self._written: Dict[str, int] = {}
 
     def write(self) -> None:
         storage = get_event_storage()
         by_iter: Dict[int, Dict[str, float]] = defaultdict(dict)
         for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
-            if it > self._last_write:
+            if it > self._written.get(name, -1):
                 by_iter[it][name] = value
+                self._written[name] = it
         for it in sorted(by_iter):
-            self._file.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=False) + "\n")
+            self._file.write(json.dumps({"iteration": it, **by_iter[it]}) + "\n")
         self._file.flush()
-        if by_iter:
-            self._last_write = max(by_iter)
 
     def close(self) -> None:
         self._file.close()
@@ -195,17 +196,15 @@ class TensorboardXWriter(EventWriter):
 
         self._window_size = window_size
         self._writer = SummaryWriter(log_dir, **kwargs)
-        self._last_write = -1
+        self._written: Dict[str, int] = {}
 
     def write(self) -> None:
         storage = get_event_storage()
-        new_last = self._last_write
         for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
-            if it > self._last_write:
+            if it > self._written.get(name, -1):
                 self._writer.add_scalar(name, value, it)
-                new_last = max(new_last, it)
+                self._written[name] = it
         self._writer.flush()
-        self._last_write = new_last
 
     def close(self) -> None:
         self._writer.close()
@@ -220,6 +219,7 @@ class CommonMetricPrinter(EventWriter):
         self._iters_per_epoch = max(1, iters_per_epoch)
         self._window_size = window_size
         self._last_write: Optional[Tuple[int, float]] = None
+        self._last_printed = -1
 
     def _eta(self, storage: EventStorage) -> Optional[str]:
         iteration = storage.iter
@@ -242,6 +242,9 @@ class CommonMetricPrinter(EventWriter):
     def write(self) -> None:
         storage = get_event_storage()
         iteration = storage.iter
+        if iteration == self._last_printed:
+            return  # already printed (e.g. the end of an epoch that ended on a log period)
+        self._last_printed = iteration
         epoch = iteration // self._iters_per_epoch
         latest = storage.latest()
         losses = "  ".join(

@@ -33,6 +33,9 @@ def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> I
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
     )
     binary = "b" in mode
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
