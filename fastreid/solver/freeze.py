@@ -23,7 +23,7 @@ def set_layers_frozen(
     ``layer_names``.
 
     Frozen layers are put in eval mode (their BN statistics stop moving) and their optimizer
-    groups (``group["name"]`` starts with ``<layer>.``) get ``freeze_status = "freeze"``, which
+    groups (``group["name"]`` is ``<layer>`` or starts with ``<layer>.``) get ``freeze_status = "freeze"``, which
     the optimizers of :func:`fastreid.solver.build_optimizer` skip. Gradients still flow
     through frozen layers, so DDP and the parameters' ``requires_grad`` are untouched.
     Releasing sets training mode back (when the model is training) and ``"normal"``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -45,21 +45,25 @@ def get_default_optimizer_params(
     weight_decay_bias: Optional[float] = None,
     heads_lr_factor: float = 1.0,
 ) -> List[Dict[str, Any]]:
-    """One parameter group per trainable parameter, with its own ``lr`` / ``weight_decay``.
+    """Parameter groups with their own ``lr`` / ``weight_decay``.
 
     * parameters of normalization layers: ``weight_decay_norm``;
     * biases: ``lr * bias_lr_factor`` and ``weight_decay_bias``;
     * parameters of the top-level module ``heads`` (and MGN's ``*_head`` modules):
       ``lr * heads_lr_factor``.
 
-    Each group also carries ``name`` (the parameter's full name) and ``freeze_status``
-    (``"normal"``; the layer-freeze helper sets ``"freeze"``). Parameters with
-    ``requires_grad=False`` (e.g. the BNNeck bias) are left out; shared parameters appear once.
+    Parameters of the same top-level module with the same ``lr`` and ``weight_decay`` share a
+    group (few groups keep the optimizer's fused/foreach kernels efficient). Each group also
+    carries ``name`` (the top-level module, e.g. ``"backbone"``; the unit of MODEL.FREEZE_LAYERS),
+    ``param_names`` (full names of its parameters) and ``freeze_status`` (``"normal"``; the
+    layer-freeze helper sets ``"freeze"``). Parameters with ``requires_grad=False`` (e.g. the
+    BNNeck bias) are left out; shared parameters appear once. The order is deterministic, so an
+    optimizer state dict restores onto a freshly built optimizer.
     """
     weight_decay_norm = weight_decay if weight_decay_norm is None else weight_decay_norm
     weight_decay_bias = weight_decay if weight_decay_bias is None else weight_decay_bias
     seen = set()
-    groups: List[Dict[str, Any]] = []
+    groups: Dict[Tuple[str, float, float], Dict[str, Any]] = {}
     for module_name, module in model.named_modules():
         for param_name, param in module.named_parameters(recurse=False):
             if not param.requires_grad or id(param) in seen:
@@ -76,16 +80,19 @@ def get_default_optimizer_params(
             if top == "heads" or top.endswith("_head"):
                 lr *= heads_lr_factor
             full_name = f"{module_name}.{param_name}" if module_name else param_name
-            groups.append(
-                {
-                    "name": full_name,
+            key = (top, lr, wd)
+            if key not in groups:
+                groups[key] = {
+                    "name": top,
                     "freeze_status": "normal",
-                    "params": [param],
+                    "params": [],
+                    "param_names": [],
                     "lr": lr,
                     "weight_decay": wd,
                 }
-            )
-    return groups
+            groups[key]["params"].append(param)
+            groups[key]["param_names"].append(full_name)
+    return list(groups.values())
 
 
 @functools.cache

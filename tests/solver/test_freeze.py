@@ -26,7 +26,7 @@ def test_frozen_groups_are_marked_and_skipped():
     opt = build_optimizer(cfg, model)
     found = set_layers_frozen(model, ["backbone"], True, opt)
     assert found == ["backbone"]
-    status = {g["name"]: g["freeze_status"] for g in opt.param_groups}
+    status = {n: g["freeze_status"] for g in opt.param_groups for n in g["param_names"]}
     assert status["backbone.0.weight"] == "freeze" and status["heads.weight"] == "normal"
     assert not model.backbone[1].training
 

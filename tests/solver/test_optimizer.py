@@ -36,7 +36,8 @@ def cfg_with(**kv):
 
 
 def groups_by_name(opt):
-    return {g["name"]: g for g in opt.param_groups}
+    """Full parameter name -> its group."""
+    return {n: g for g in opt.param_groups for n in g["param_names"]}
 
 
 def test_groups_get_their_lr_and_weight_decay():
@@ -84,3 +85,17 @@ def test_optimizer_state_round_trips():
     other = build_optimizer(cfg_with(), model)
     other.load_state_dict(opt.state_dict())
     assert other.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
+
+
+def test_parameters_with_equal_settings_share_a_group():
+    opt = build_optimizer(cfg_with(), Model())
+    names = sorted((g["name"], tuple(g["param_names"])) for g in opt.param_groups)
+    assert names == [
+        ("backbone", ("backbone.0.bias", "backbone.1.bias")),
+        ("backbone", ("backbone.0.weight",)),
+        ("backbone", ("backbone.1.weight",)),
+        ("heads", ("heads.fc.bias",)),
+        ("heads", ("heads.fc.weight",)),
+        ("heads", ("heads.norm.weight",)),
+    ]
+    assert all(len(g["params"]) == len(g["param_names"]) for g in opt.param_groups)
