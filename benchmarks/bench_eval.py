@@ -265,6 +265,11 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=512, help="TEST.CHUNK_SIZE")
     parser.add_argument("--topk", type=int, default=1000, help="TEST.TOPK for the top-k case")
     parser.add_argument("--topk-limit", type=int, default=0, help="TEST.TOPK_GALLERY_LIMIT")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every case in this process (fast; peak RSS is then cumulative)",
+    )
     parser.add_argument("--run-case", help=argparse.SUPPRESS)
     parser.add_argument("--scale", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -293,7 +298,11 @@ def main(argv: List[str] = None) -> int:
                     }
                 )
                 continue
-            row = _subprocess_case(case, scale, args)
+            if args.in_process:
+                limit = args.topk_limit or max(1, SCALES[scale][1] // 2)
+                row = run_case(case, scale, args.chunk_size, limit, args.topk)
+            else:
+                row = _subprocess_case(case, scale, args)
             if case in ("ours", "ours_topk") and ours is None:
                 ours = row
             if case.startswith("reference") and ours is not None and "seconds" in row:
@@ -332,6 +341,7 @@ def main(argv: List[str] = None) -> int:
             f"gallery_1m: {num_gallery_1m} gallery images generated block by block; top-k "
             "search (faiss when installed), mAP/mINP over the top-k only.",
         ],
+        "in_process": args.in_process,
         "results": rows,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
