@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
 SKIP_CORRUPT_KEY = "DATALOADER.SKIP_CORRUPT"
+
+# torchvision 0.29 marks its decoders deprecated in favour of TorchCodec; they remain the fastest
+# JPEG path here (libjpeg-turbo, no PIL round trip), so the notice is not repeated in every log.
+warnings.filterwarnings(
+    "ignore",
+    message="The image decoding and encoding capabilities of TorchVision are deprecated",
+    category=DeprecationWarning,
+)
 
 
 class CorruptImageError(RuntimeError):
