@@ -188,6 +188,29 @@ def _autocast_setting(cfg: CfgNode, device_type: str) -> Optional[torch.dtype]:
     return None
 
 
+@torch.no_grad()
+def average_buffers(model: nn.Module) -> None:
+    """Average the floating-point buffers (BN running statistics) over all processes.
+
+    DDP runs with ``broadcast_buffers=False`` (as FastReID), so each process's BN statistics
+    follow its own batches. Averaging them at the end of each epoch makes every process
+    evaluate, and every checkpoint hold, the same model. A no-op in a single process.
+    """
+    if comm.get_world_size() == 1:
+        return
+    buffers = [b for b in unwrap_model(model).buffers() if b.is_floating_point()]
+    if not buffers:
+        return
+    flat = torch.cat([b.reshape(-1).float() for b in buffers])
+    torch.distributed.all_reduce(flat)
+    flat /= comm.get_world_size()
+    offset = 0
+    for b in buffers:
+        n = b.numel()
+        b.copy_(flat[offset : offset + n].view_as(b))
+        offset += n
+
+
 class DefaultTrainer(TrainerBase):
     """A trainer with the standard behaviour, built from a config:
 
@@ -295,6 +318,7 @@ class DefaultTrainer(TrainerBase):
     def end_epoch_data(self) -> None:
         self._sync_inner()
         self._trainer.end_epoch_data()
+        average_buffers(self.model)
 
     def flush_metrics(self) -> None:
         self._sync_inner()
