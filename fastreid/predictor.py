@@ -4,8 +4,8 @@
 >>> extractor = FeatureExtractor(load_model("logs/market1501/bagtricks_R50"))
 >>> feats = extractor(["a.jpg", "b.jpg"])          # (2, D) torch.float32, L2-normalised
 
-Preprocessing is the test loader's: RGB, resized to ``INPUT.SIZE_TEST`` (bicubic), float
-0-255; the pixel mean/std normalisation happens inside the model.
+Preprocessing is the test loader's: RGB, resized to ``INPUT.SIZE_TEST`` (torchvision bicubic
+with antialiasing on the uint8 image), float 0-255; the pixel mean/std normalisation happens inside the model.
 """
 
 from __future__ import annotations
@@ -177,29 +177,35 @@ def read_image(path: Union[str, os.PathLike]) -> Image.Image:
         raise OSError(f"Cannot read image '{path}': {exc}") from exc
 
 
+def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    # The test loader's resize: torchvision bicubic with antialiasing, on the uint8 image.
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    if tuple(tensor.shape[-2:]) == (height, width):
+        return tensor
+    return TF.resize(tensor, [height, width], InterpolationMode.BICUBIC, antialias=True)
+
+
 def _to_chw_tensor(item: ImageInput, size: Sequence[int]) -> torch.Tensor:
     height, width = int(size[0]), int(size[1])
     if isinstance(item, torch.Tensor):
-        tensor = item.detach().float().cpu()
+        tensor = item.detach().cpu()
         if tensor.dim() != 3 or tensor.shape[0] != 3:
             raise ValueError(f"Image tensors must be (3, H, W) 0-255 RGB, got {tuple(item.shape)}.")
-        if tuple(tensor.shape[1:]) != (height, width):
-            tensor = F.interpolate(
-                tensor[None], size=(height, width), mode="bicubic", antialias=True
-            )[0].clamp(0, 255)
-        return tensor
+        if tensor.dtype != torch.uint8:
+            return _resize(tensor.float(), height, width).clamp(0, 255)
+        return _resize(tensor, height, width).float()
     if isinstance(item, np.ndarray):
         if item.ndim != 3 or item.shape[2] != 3:
             raise ValueError(f"Image arrays must be (H, W, 3) uint8 RGB, got shape {item.shape}.")
-        image = Image.fromarray(np.ascontiguousarray(item).astype(np.uint8), mode="RGB")
+        array = np.ascontiguousarray(item).astype(np.uint8)
     elif isinstance(item, (str, os.PathLike)):
-        image = read_image(item)
+        array = np.asarray(read_image(item), dtype=np.uint8)
     else:
         raise TypeError(f"Unsupported image input of type {type(item).__name__}.")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.BICUBIC)
-    array = np.asarray(image, dtype=np.float32)
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+    tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())
+    return _resize(tensor, height, width).float()
 
 
 def preprocess_images(images: Iterable[ImageInput], size: Sequence[int]) -> torch.Tensor:
