@@ -10,7 +10,6 @@ from .build import (
 from .common import CommDataset
 from .data_utils import CorruptImageError, read_image, read_image_pil
 from .datasets import DATASET_REGISTRY
-from .synthetic import ensure_synthetic_dataset, generate_synthetic_dataset
 
 __all__ = [
     "DATASET_REGISTRY",
@@ -27,3 +26,12 @@ __all__ = [
     "samplers",
     "transforms",
 ]
+
+
+def __getattr__(name: str):
+    # The generator is imported on first use so `python -m fastreid.data.synthetic` runs it fresh.
+    if name in ("ensure_synthetic_dataset", "generate_synthetic_dataset"):
+        from . import synthetic
+
+        return getattr(synthetic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

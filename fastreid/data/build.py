@@ -214,5 +214,6 @@ def build_reid_test_loader(
         num_workers=num_workers,
         collate_fn=fast_batch_collator,
         pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,  # evaluation runs many times: keep the workers
     )
     return loader, num_query

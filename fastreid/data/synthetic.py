@@ -31,10 +31,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
-logger = logging.getLogger(__name__)
+from .datasets.bases import resolve_datasets_root
+from .datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
 
-DATASET_FOLDER = "SyntheticReID"
-ATTRIBUTES_FILE = "attributes.json"
+logger = logging.getLogger(__name__)
 
 # Clothing palette (RGB). Several identities share each color, so colors alone don't identify.
 COLORS: Dict[str, Tuple[int, int, int]] = {
@@ -480,8 +480,6 @@ def ensure_synthetic_dataset(root: Optional[str] = None, **sizes) -> str:
     A dataset is complete once its ``attributes.json`` exists (it is written last and the folder
     is moved into place in one step).
     """
-    from .datasets.bases import resolve_datasets_root
-
     root = resolve_datasets_root(root)
     path = os.path.join(root, DATASET_FOLDER)
     if os.path.exists(os.path.join(path, ATTRIBUTES_FILE)):
@@ -505,8 +503,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--num-cams", type=int, default=6)
     args = parser.parse_args(argv)
-
-    from .datasets.bases import resolve_datasets_root
 
     start = time.perf_counter()
     path = generate_synthetic_dataset(

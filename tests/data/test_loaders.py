@@ -119,3 +119,15 @@ def test_skip_corrupt_key_reaches_the_train_loader(tiny_synthetic):
     cfg = synthetic_cfg(tiny_synthetic)
     cfg.DATALOADER.SKIP_CORRUPT = True
     assert build_reid_train_loader(cfg).dataset.skip_corrupt
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "RGB"])
+def test_read_image_gives_rgb_uint8_for_png_modes(tmp_path, mode):
+    from PIL import Image
+
+    from fastreid.data import read_image
+
+    path = str(tmp_path / "x.png")
+    Image.new(mode, (8, 16)).save(path)
+    out = read_image(path)
+    assert out.shape == (3, 16, 8) and out.dtype == torch.uint8

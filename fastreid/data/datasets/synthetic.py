@@ -6,10 +6,13 @@ import json
 import os
 from typing import List
 
-from ..synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
 from .bases import Item
 from .market1501 import MarketLayoutDataset
 from .registry import DATASET_REGISTRY
+
+# Where the generator (fastreid.data.synthetic) writes the set, inside the datasets root.
+DATASET_FOLDER = "SyntheticReID"
+ATTRIBUTES_FILE = "attributes.json"
 
 
 @DATASET_REGISTRY.register()
