@@ -208,10 +208,19 @@ def random_camera(rng: np.random.Generator, index: int, h: int, w: int) -> Camer
 
 
 def _paint(img: np.ndarray, alpha: np.ndarray, color) -> None:
-    """Blend ``color`` (3,) or (H, W, 3) into ``img`` (H, W, 3) where ``alpha`` (H, W) is 1."""
-    a = alpha[..., None]
-    img *= 1 - a
-    img += a * color
+    """Blend ``color`` (3,) or (H, W, 3) into ``img`` (H, W, 3) where ``alpha`` (H, W) is 1.
+
+    Only the window around the non-zero alpha is touched (parts are small next to the frame).
+    """
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(alpha.any(axis=0))
+    window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    if np.ndim(color) == 3:
+        color = color[window]
+    target = img[window]
+    target += alpha[window][..., None] * (color - target)
 
 
 def _ellipse(x, y, cx, cy, rx, ry, edge):
