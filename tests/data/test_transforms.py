@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 
 from fastreid.config import get_cfg
 from fastreid.data.transforms import RandomPatch, build_transforms
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs")
 
 
 def image(h=32, w=16):
@@ -63,3 +68,13 @@ def test_random_patch_pastes_pool_patches_once_warm():
     patch(torch.zeros(3, 32, 16))  # fills the pool with a black patch
     out = patch(torch.full((3, 32, 16), 9.0))
     assert (out == 0).any() and (out == 9.0).any()
+
+
+@pytest.mark.parametrize(
+    "recipe", ["Base-bagtricks.yml", "Base-AGW.yml", "Base-SBS.yml", "Base-MGN.yml"]
+)
+def test_recipe_transforms_build_and_run(recipe):
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(CONFIGS, recipe))
+    out = build_transforms(cfg, is_train=True)(image(128, 64))
+    assert out.shape == (3, *cfg.INPUT.SIZE_TRAIN) and out.dtype == torch.float32
