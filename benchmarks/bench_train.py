@@ -35,12 +35,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(ROOT, "benchmarks", "results", "bench_train.json")
 
 
-def _rows(quick: bool, cuda: bool) -> List[Dict[str, Any]]:
+def _rows(quick: bool, cuda: bool, depths: List[str]) -> List[Dict[str, Any]]:
     if quick:
         base = dict(depth="18x", height=64, width=32, batch=8, device="cpu")
         return [dict(base, mode="fp32"), dict(base, mode="bf16")]
     rows = []
-    for depth in ("50x", "18x"):
+    for depth in depths:
         base = dict(depth=depth, height=256, width=128, batch=64)
         for mode in ("fp32", "bf16", "channels_last", "channels_last+bf16"):
             rows.append(dict(base, device="cpu", mode=mode))
@@ -228,7 +228,7 @@ def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
 
     cuda = torch.cuda.is_available()
     results = []
-    for row in _rows(args.quick, cuda):
+    for row in _rows(args.quick, cuda, args.depths.split(",")):
         print(f"running {row} ...", file=sys.stderr, flush=True)
         if args.quick:
             results.append(run_row(row, warmup, iters))

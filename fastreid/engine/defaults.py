@@ -519,15 +519,18 @@ class DefaultTrainer(TrainerBase):
         for dataset_name in cfg.DATASETS.TESTS:
             log.info(f"Prepare testing set {dataset_name}")
             try:
-                data_loader, evaluator = cls.build_evaluator(
-                    cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None
-                )
+                built = cls.build_evaluator(cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None)
             except NotImplementedError:
                 log.warning(
                     f"No evaluator for {dataset_name}; implement build_evaluator() to test it."
                 )
                 results[dataset_name] = {}
                 continue
+            if isinstance(built, tuple):
+                data_loader, evaluator = built
+            else:  # an override that returns only the evaluator
+                evaluator = built
+                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
             results_i = inference_on_dataset(
                 model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
             )
