@@ -28,22 +28,48 @@ RECIPES = {
 }
 
 
-def randomize_norms(model: nn.Module) -> nn.Module:
-    """Non-trivial BN / IN statistics and affine parameters, as a trained model has."""
+def randomize_norms(
+    model: nn.Module, size: tuple[int, int] = SIZE, calibrate: bool = True
+) -> nn.Module:
+    """Non-trivial norm parameters and statistics, as a trained model has.
+
+    Affine parameters are drawn at random. With ``calibrate`` the BN running statistics are
+    measured on a batch of test-like images (BN layers alone in training mode), so activations
+    stay in a realistic range through deep networks instead of growing block after block;
+    without it (shallow models) they are drawn at random too.
+    """
     generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.InstanceNorm2d)):
-            if module.affine:
-                module.weight.data = torch.empty_like(module.weight).uniform_(
-                    0.5, 1.5, generator=generator
-                )
-                module.bias.data = torch.empty_like(module.bias).uniform_(
-                    -0.2, 0.2, generator=generator
-                )
-            if getattr(module, "running_mean", None) is not None:
-                module.running_mean.uniform_(-0.2, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
-    return model
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.InstanceNorm2d))
+    ]
+    for module in norms:
+        if module.affine:
+            module.weight.data = torch.empty_like(module.weight).uniform_(
+                0.5, 1.5, generator=generator
+            )
+            module.bias.data = torch.empty_like(module.bias).uniform_(
+                -0.2, 0.2, generator=generator
+            )
+    batch_norms = [m for m in norms if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not calibrate:
+        for module in batch_norms:
+            module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+            module.running_var.uniform_(0.5, 1.5, generator=generator)
+    elif batch_norms:
+        model.eval()
+        for module in batch_norms:
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration batch
+            module.train()
+        # Calibrate on images like the ones the tests compare on.
+        images = torch.as_tensor(synthetic_images(8, size, seed=0)).float()
+        with torch.no_grad():
+            model(images)
+        for module in batch_norms:
+            module.momentum = 0.1
+    return model.eval()
 
 
 def recipe_size(name: str) -> tuple[int, int]:
@@ -64,7 +90,7 @@ def build_recipe(name: str) -> nn.Module:
         "MODEL.HEADS.NUM_CLASSES",
         "8",
     ]
-    return randomize_norms(build_model_from_config(ROOT / RECIPES[name], opts=opts))
+    return randomize_norms(build_model_from_config(ROOT / RECIPES[name], opts=opts), size)
 
 
 class ToyReID(nn.Module):
@@ -84,7 +110,7 @@ class ToyReID(nn.Module):
         self.gem = GeneralizedMeanPoolingP()
         self.avgmax = AdaptiveAvgMaxPool()
         self.neck = nn.BatchNorm2d(64)
-        randomize_norms(self)
+        randomize_norms(self, calibrate=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.pixel_mean) / self.pixel_std
