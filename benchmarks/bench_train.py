@@ -209,9 +209,9 @@ def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
         default=None,
         help=f"JSON file (default {os.path.relpath(DEFAULT_OUTPUT, ROOT)}; quick: none)",
     )
-    parser.add_argument(
-        "--row", default=None, help=argparse.SUPPRESS
-    )  # internal: one row, JSON out
+    parser.add_argument("--depths", default="50x,18x", help="ResNet depths, comma-separated")
+    # Internal: run one row and print its result as JSON.
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     iters = args.iters if args.iters is not None else (2 if args.quick else 5)
