@@ -46,6 +46,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Also accepts ``--resume`` / ``--eval-only`` after the ``KEY VALUE`` overrides (where
+    argparse's REMAINDER would otherwise swallow them into the overrides)."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        opts = list(parsed.opts or [])
+        for flag, attr in (("--resume", "resume"), ("--eval-only", "eval_only")):
+            while flag in opts:
+                opts.remove(flag)
+                setattr(parsed, attr, True)
+        parsed.opts = opts
+        return parsed
+
+
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
     """FastReID's command line::
 
@@ -54,7 +69,7 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
 
     Without a GPU, ``--num-gpus N`` starts N CPU processes (gloo).
     """
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         epilog=epilog
         or (
             "Examples:\n"

@@ -1,0 +1,34 @@
+"""FastReID's command line and the CPU fallback of MODEL.DEVICE."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastreid.config import get_cfg
+from fastreid.engine import default_argument_parser, resolve_device
+
+
+def test_parser_takes_fastreid_flags_and_key_value_overrides():
+    args = default_argument_parser().parse_args(
+        "--config-file c.yml --num-gpus 2 --num-machines 2 --machine-rank 1 "
+        "--dist-url tcp://10.0.0.1:29500 --eval-only SOLVER.BASE_LR 0.1 --resume".split()
+    )
+    assert (args.config_file, args.num_gpus, args.num_machines, args.machine_rank) == (
+        "c.yml",
+        2,
+        2,
+        1,
+    )
+    assert args.dist_url == "tcp://10.0.0.1:29500"
+    assert args.eval_only and args.resume  # also when given after the overrides
+    assert args.opts == ["SOLVER.BASE_LR", "0.1"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback only happens without a GPU")
+def test_cuda_device_falls_back_to_cpu_without_a_gpu():
+    cfg = get_cfg()
+    cfg.MODEL.DEVICE = "cuda"
+    cfg.freeze()
+    assert resolve_device(cfg).MODEL.DEVICE == "cpu"
+    assert cfg.is_frozen()
