@@ -1,6 +1,5 @@
 """Suite-wide settings: small thread counts and fixed seeds so tests are repeatable."""
 
-import os
 import random
 
 import numpy as np

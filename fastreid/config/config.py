@@ -236,4 +236,3 @@ def _get_args_from_config(from_config_func: Callable, *args, **kwargs) -> Dict[s
     result = from_config_func(*args, **kwargs)
     result.update(extra)  # explicit keyword arguments win over the config
     return result
-

@@ -60,7 +60,10 @@ def test_backbone_forward_backward_returns_feat_dim_channels(name, depth, feat_d
 
 def test_every_registered_backbone_is_covered_by_a_forward_test():
     covered = {name for name, *_ in SMALL_BACKBONES}
-    assert covered == set(BACKBONE_REGISTRY.names())
+    # Other test modules register stand-in backbones into the same registry; only the
+    # library's own builders must be covered here.
+    library = {name for name, fn in BACKBONE_REGISTRY if fn.__module__.startswith("fastreid.")}
+    assert covered == library
 
 
 def test_wrong_feat_dim_names_the_key_and_the_right_value():
