@@ -23,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from fastreid.config import CfgNode, get_cfg
+from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
 
 __all__ = [
     "FeatureExtractor",
@@ -66,15 +67,6 @@ def _load_weights(model: nn.Module, weights: str) -> None:
             "e.g. --opts MODEL.WEIGHTS logs/<run>/model_final.pth (or leave MODEL.WEIGHTS empty "
             "for random weights)."
         )
-    try:
-        from fastreid.utils.checkpoint import Checkpointer
-    except ImportError:  # checkpoint module not available: plain state-dict loading
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.get("model", state) if isinstance(state, dict) else state
-        incompatible = model.load_state_dict(state, strict=False)
-        if incompatible.missing_keys:
-            logger.warning("Keys missing from %s: %s", path, incompatible.missing_keys)
-        return
     Checkpointer(model).load(str(path))
 
 
@@ -95,6 +87,9 @@ def build_model_from_cfg(
     cfg.MODEL.DEVICE = str(target)
     if cfg.MODEL.WEIGHTS and not Path(cfg.MODEL.WEIGHTS).is_file():
         _load_weights(nn.Module(), cfg.MODEL.WEIGHTS)  # raises the missing-weights error early
+    if cfg.MODEL.WEIGHTS and cfg.MODEL.HEADS.NUM_CLASSES == 0:
+        # The classifier is unused at inference; size it like the checkpoint's.
+        cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:
         _load_weights(model, cfg.MODEL.WEIGHTS)

@@ -8,12 +8,12 @@ import logging
 from typing import Any, List, Optional
 
 from fastreid.config import CfgNode, get_cfg
-from fastreid.utils.checkpoint import Checkpointer, load_checkpoint_file
+from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
 
 from .defaults import DefaultTrainer, default_argument_parser, default_setup
 from .launch import launch
 
-__all__ = ["setup", "main", "train_main", "eval_main", "num_classes_from_checkpoint"]
+__all__ = ["setup", "main", "train_main", "eval_main"]
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
@@ -27,18 +27,6 @@ def setup(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
-def num_classes_from_checkpoint(path: str) -> int:
-    """``MODEL.HEADS.NUM_CLASSES`` of the config stored in a fastreid checkpoint (0 if none)."""
-    try:
-        stored = load_checkpoint_file(path).get("config")
-    except (FileNotFoundError, RuntimeError):
-        return 0
-    if not isinstance(stored, str):
-        return 0
-    saved = CfgNode.load_cfg(stored)
-    return int(saved.MODEL.HEADS.NUM_CLASSES) if "MODEL" in saved else 0
-
-
 def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
     """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
     cfg = setup(args)
@@ -48,7 +36,7 @@ def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
         if cfg.MODEL.HEADS.NUM_CLASSES == 0 and cfg.MODEL.WEIGHTS:
             # The classifier is not used at test time; sizing it like the checkpoint's keeps
             # the load report free of a spurious shape mismatch.
-            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_from_checkpoint(cfg.MODEL.WEIGHTS)
+            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
         cfg.freeze()
         if not cfg.MODEL.WEIGHTS:
             logging.getLogger("fastreid").warning(

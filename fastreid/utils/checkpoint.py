@@ -115,6 +115,25 @@ def _map_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tens
     return dict(map_fastreid_state_dict(state_dict))
 
 
+def num_classes_in_checkpoint(path: str) -> int:
+    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint was trained with (0 when it cannot tell).
+
+    Read from the config a fastreid checkpoint stores, else from the classifier's rows
+    (``heads.weight``, as in FastReID checkpoints). Inference builds its classifier with this
+    size so loading reports no spurious shape mismatch for a layer it never uses.
+    """
+    checkpoint = load_checkpoint_file(path)
+    stored = checkpoint.get("config")
+    if isinstance(stored, str):
+        from fastreid.config import CfgNode
+
+        saved = CfgNode.load_cfg(stored)
+        if "MODEL" in saved and int(saved.MODEL.HEADS.NUM_CLASSES) > 0:
+            return int(saved.MODEL.HEADS.NUM_CLASSES)
+    weight = _map_state_dict(checkpoint["model"]).get("heads.weight")
+    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.dim() == 2 else 0
+
+
 class Checkpointer:
     """Saves and loads a model together with other objects that have a ``state_dict``.
 

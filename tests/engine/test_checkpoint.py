@@ -109,3 +109,22 @@ def test_loading_refuses_pickled_code(r18, tmp_path):
     )
     with pytest.raises(RuntimeError, match="weights_only"):
         Checkpointer(r18).load(str(tmp_path / "unsafe.pth"))
+
+
+def test_inference_sizes_the_classifier_like_the_checkpoint(r18, tmp_path, caplog):
+    from fastreid.predictor import build_model_from_config
+    from fastreid.utils.checkpoint import num_classes_in_checkpoint
+
+    Checkpointer(r18, save_dir=str(tmp_path)).save("trained")
+    weights = str(tmp_path / "trained.pth")
+    assert num_classes_in_checkpoint(weights) == 8
+    # A bare state dict (as FastReID users often keep) tells it through the classifier rows.
+    torch.save(r18.state_dict(), tmp_path / "bare.pth")
+    assert num_classes_in_checkpoint(str(tmp_path / "bare.pth")) == 8
+
+    with caplog.at_level(logging.WARNING):
+        model = build_model_from_config(
+            RECIPE, weights=weights, opts=["MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "0"]
+        )
+    assert model.heads.weight.shape[0] == 8
+    assert "shape mismatch" not in caplog.text

@@ -45,5 +45,6 @@ def cross_entropy_loss(
         targets.scatter_(1, gt_classes[:, None], on_value)
     loss = (-targets * log_probs).sum(dim=1)
     with torch.no_grad():
-        non_zero = max(int((loss != 0).sum()), 1)
+        # Stays a tensor: reading the count on the host would sync the GPU every step.
+        non_zero = (loss != 0).sum().clamp(min=1)
     return loss.sum() / non_zero

@@ -108,7 +108,7 @@ class ImageNormalizer(nn.Module):
                 "The model takes a batch dict with key 'images' (and 'targets' in training) or "
                 f"an image tensor (B, 3, H, W); got {type(batched_inputs).__name__}."
             )
-        images = images.to(self.pixel_mean.device)
+        images = images.to(self.pixel_mean.device, non_blocking=True)
         if not images.is_floating_point():
             images = images.float()
         return (images - self.pixel_mean) / self.pixel_std
@@ -120,17 +120,16 @@ class ImageNormalizer(nn.Module):
                 "Training needs a batch dict with 'targets' (class ids); a plain image tensor or "
                 "a dict without 'targets' only works in eval mode (call model.eval())."
             )
-        targets = batched_inputs["targets"].to(self.pixel_mean.device)
-        if targets.numel() > 0 and bool((targets < 0).all()):
-            # Unlabelled data: the classifier still needs a valid index.
-            targets = torch.zeros_like(targets)
-        return targets
+        targets = batched_inputs["targets"].to(self.pixel_mean.device, non_blocking=True)
+        # Unlabelled data (all ids negative): the classifier still needs a valid index.
+        # Decided on the device, so no host sync happens in the training step.
+        return torch.where((targets < 0).all(), torch.zeros_like(targets), targets)
 
     def get_camids(self, batched_inputs: BatchedInputs) -> Optional[torch.Tensor]:
         if isinstance(batched_inputs, Mapping) and "camids" in batched_inputs:
             camids = batched_inputs["camids"]
             if isinstance(camids, torch.Tensor):
-                return camids.to(self.pixel_mean.device)
+                return camids.to(self.pixel_mean.device, non_blocking=True)
         return None
 
 
