@@ -1,3 +1,3 @@
-from .config import CfgNode, ConfigKeyError, configurable, get_cfg
+from .config import CfgNode, ConfigKeyError, ConfigValueError, configurable, get_cfg
 
-__all__ = ["CfgNode", "ConfigKeyError", "configurable", "get_cfg"]
+__all__ = ["CfgNode", "ConfigKeyError", "ConfigValueError", "configurable", "get_cfg"]

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 from yacs.config import CfgNode as _CfgNode
+from yacs.config import _check_and_coerce_cfg_value_type
 
 BASE_KEY = "_BASE_"
 
@@ -19,6 +20,10 @@ class ConfigKeyError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message inside quotes
         return str(self.args[0]) if self.args else ""
+
+
+class ConfigValueError(ValueError):
+    """A config value of the wrong type; the message names the key and the expected type."""
 
 
 class CfgNode(_CfgNode):
@@ -60,6 +65,7 @@ class CfgNode(_CfgNode):
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
         self._check_keys(loaded, source=f"config file '{cfg_filename}'")
         self._coerce_numbers(loaded)
+        self._check_types(loaded, source=f"config file '{cfg_filename}'")
         self.merge_from_other_cfg(type(self)(loaded))
 
     def merge_from_list(self, cfg_list: List[Any]) -> None:
@@ -74,8 +80,9 @@ class CfgNode(_CfgNode):
             key = str(key)
             self._check_full_key(key, source="command-line override")
             value = _CfgNode._decode_cfg_value(value)
-            default = self._value_at(key)
-            pairs += [key, _int_to_float(value, default)]
+            value = _int_to_float(value, self._value_at(key))
+            self._check_value_type(key, value, source="command-line override")
+            pairs += [key, value]
         super().merge_from_list(pairs)
 
     # -- key checks ---------------------------------------------------------------------------
@@ -115,6 +122,33 @@ class CfgNode(_CfgNode):
             if isinstance(v, dict) and isinstance(node[k], _CfgNode):
                 self._check_keys(v, source, prefix=full + ".")
 
+    def _check_types(self, loaded: Dict[str, Any], source: str, prefix: str = "") -> None:
+        for k, v in loaded.items():
+            full = f"{prefix}{k}"
+            if isinstance(v, dict) and isinstance(self._value_at(full), _CfgNode):
+                self._check_types(v, source, prefix=full + ".")
+            else:  # yacs decodes strings like "(a, b)" before it compares types
+                self._check_value_type(full, _CfgNode._decode_cfg_value(v), source)
+
+    def _check_value_type(self, full_key: str, value: Any, source: str) -> None:
+        """Raise :class:`ConfigValueError` when yacs would refuse ``value`` for ``full_key``."""
+        default = self._value_at(full_key)
+        if isinstance(default, _CfgNode):
+            if not isinstance(value, dict):
+                raise ConfigValueError(
+                    f"Config key '{full_key}' in {source} is a group of keys "
+                    f"({', '.join(list(default)[:4])}, ...), not a value; got {value!r}. "
+                    f"Set one of its keys instead, e.g. {full_key}.{next(iter(default), '')}."
+                )
+            return
+        try:
+            _check_and_coerce_cfg_value_type(value, default, full_key.split(".")[-1], full_key)
+        except ValueError:
+            raise ConfigValueError(
+                f"Config key '{full_key}' in {source} expects {_type_name(default)} "
+                f"(default: {default!r}), got {value!r}."
+            ) from None
+
     def _value_at(self, full_key: str) -> Any:
         node: Any = self
         for part in full_key.split("."):
@@ -137,6 +171,13 @@ class CfgNode(_CfgNode):
         for part in filter(None, prefix.split(".")):
             node = node[part]
         return node
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}
+    if isinstance(value, (list, tuple)):
+        return "a list, e.g. [1, 2] or (a, b)"
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _int_to_float(value: Any, default: Any) -> Any:

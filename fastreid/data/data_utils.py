@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
+from fastreid.utils.errors import BadInputError
+
 SKIP_CORRUPT_KEY = "DATALOADER.SKIP_CORRUPT"
 
 # torchvision 0.29 marks its decoders deprecated in favour of TorchCodec; they remain the fastest
@@ -20,7 +22,7 @@ warnings.filterwarnings(
 )
 
 
-class CorruptImageError(RuntimeError):
+class CorruptImageError(BadInputError, RuntimeError):
     """An image file is missing, empty or cannot be decoded."""
 
 
