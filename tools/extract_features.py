@@ -32,6 +32,7 @@ def main() -> None:
 
     from fastreid.export.atomic import atomic_path
     from fastreid.predictor import FeatureExtractor, build_model_from_config, load_model
+    from fastreid.utils.file_io import atomic_write_text
 
     if args.config_file:
         model = build_model_from_config(args.config_file, opts=args.opts, device=args.device)
@@ -43,7 +44,7 @@ def main() -> None:
     output = Path(args.output)
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:
         np.save(handle, features)
-    output.with_suffix(".txt").write_text("\n".join(paths) + "\n")
+    atomic_write_text(str(output.with_suffix(".txt")), "\n".join(paths) + "\n")
     print(f"Wrote {output}: {features.shape[0]} x {features.shape[1]} L2-normalised features.")
 
 

@@ -4,7 +4,8 @@
         --output vis/ --opts MODEL.WEIGHTS logs/market1501/bagtricks_R50/model_final.pth
     python tools/visualize_result.py --features vis/features.npz --output vis/
 
-``--save-features`` keeps the extracted features (.npz) so later runs skip inference.
+``--save-features`` keeps the extracted features (.npz) so later runs skip inference. Bad input
+ends with one ``error:`` line and exit code 2 (``FASTREID_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ def extract(args):
 
     from fastreid.config import get_cfg
     from fastreid.data import build_reid_test_loader
+    from fastreid.engine.defaults import resolve_device
     from fastreid.modeling import build_model
     from fastreid.utils.checkpoint import Checkpointer
 
     cfg = get_cfg()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
+    resolve_device(cfg)
     cfg.freeze()
     dataset_name = args.dataset_name or cfg.DATASETS.TESTS[0]
     loader, num_query = build_reid_test_loader(cfg, dataset_name=dataset_name)
@@ -66,6 +67,11 @@ def extract(args):
 
 
 def load_features(path: str):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Features file '{path}' (--features) does not exist; write one with "
+            "--config-file ... --save-features."
+        )
     data = dict(np.load(path, allow_pickle=False))
     missing = [key for key in FEATURE_KEYS if key not in data]
     if missing:
@@ -94,12 +100,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from fastreid.utils import visualizer
+    from fastreid.utils.file_io import atomic_open, ensure_dir
 
+    ensure_dir(args.output, what="output folder (--output)")
     data = extract(args) if args.config_file else load_features(args.features)
     metric = args.metric or str(data.get("metric", "cosine"))
-    os.makedirs(args.output, exist_ok=True)
     if args.save_features and args.config_file:
-        np.savez(os.path.join(args.output, "features.npz"), **data)
+        with atomic_open(os.path.join(args.output, "features.npz"), "wb") as handle:
+            np.savez(handle, **data)
     labels = [data[k] for k in ("q_pids", "g_pids", "q_camids", "g_camids")]
     written = visualizer.save_rank_lists(
         data["q_feats"], data["g_feats"], *labels, list(data["q_paths"]),
@@ -120,4 +128,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fastreid.utils.errors import exit_on_bad_input
+
+    sys.exit(exit_on_bad_input(main))

@@ -31,6 +31,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
+from fastreid.utils.errors import exit_on_bad_input
+from fastreid.utils.file_io import ensure_dir
+
 from .datasets.bases import resolve_datasets_root
 from .datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
 
@@ -410,6 +413,8 @@ def generate_synthetic_dataset(
     """
     if num_ids < 4:
         raise ValueError(f"--num-ids must be at least 4 (2 train + 2 test ids), got {num_ids}.")
+    if height < 8 or width < 4:
+        raise ValueError(f"--height/--width must be at least 8 x 4 pixels, got {height} x {width}.")
     if num_cams < 2:
         raise ValueError(f"num_cams must be at least 2, got {num_cams}.")
     num_distractors = num_ids if num_distractors is None else num_distractors
@@ -421,7 +426,7 @@ def generate_synthetic_dataset(
     plan = _plan(rng, num_ids, num_cams, num_train_ids)
 
     final_dir = os.path.join(output, DATASET_FOLDER)
-    os.makedirs(output, exist_ok=True)
+    ensure_dir(output, what="datasets folder (--output)")
     work_dir = tempfile.mkdtemp(prefix=".synthetic-", dir=output)
     try:
         folders = {
@@ -512,7 +517,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--num-cams", type=int, default=6)
     args = parser.parse_args(argv)
+    exit_on_bad_input(_generate, args)
 
+
+def _generate(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     path = generate_synthetic_dataset(
         resolve_datasets_root(args.output),

@@ -141,7 +141,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
     output_dir = cfg.OUTPUT_DIR
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
-        ensure_dir(output_dir)
+        ensure_dir(output_dir, what="OUTPUT_DIR")
     comm.synchronize()
     setup_logger(output_dir or None, distributed_rank=rank)
     log = logging.getLogger("fastreid")

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastreid.utils.file_io import ensure_dir
+
 __all__ = ["atomic_path"]
 
 
@@ -19,7 +21,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     an interrupted or failed export never leaves a half-written model behind.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(str(target.parent), what="output folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)

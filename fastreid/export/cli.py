@@ -12,7 +12,8 @@ from typing import Callable, Optional
 import numpy as np
 from torch import nn
 
-from .dependencies import MissingDependencyError
+from fastreid.utils.errors import EXIT_BAD_INPUT, describe_error, exit_on_bad_input
+
 from .verify import (
     IMAGE_EXTENSIONS,
     ExportVerificationError,
@@ -108,24 +109,18 @@ def verify_cli(
 def run_cli(main: Callable[[], None]) -> None:
     """Run ``main`` and turn expected failures into one-line errors and exit codes.
 
-    Exit codes: 1 verification failed, 2 missing file / dependency / unsupported layer.
+    Exit codes: 1 verification failed, 2 bad input (missing file or dependency, wrong config
+    key, unsupported layer). ``FASTREID_DEBUG=1`` shows the full traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        main()
+        exit_on_bad_input(main)
     except ExportVerificationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except (
-        MissingDependencyError,
-        FileNotFoundError,
-        NotImplementedError,
-        KeyError,
-        ValueError,
-        OSError,
-    ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    except NotImplementedError as exc:  # a layer an export format cannot express
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def inference_argument_parser(description: str) -> argparse.ArgumentParser:
@@ -172,6 +167,7 @@ def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
     """
     from fastreid.export.atomic import atomic_path
     from fastreid.predictor import preprocess_images
+    from fastreid.utils.file_io import atomic_write_text
 
     paths = collect_images(args.input)
     size = (args.height, args.width)
@@ -185,6 +181,6 @@ def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
     with atomic_path(output) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, features)
-    output.with_suffix(".txt").write_text("\n".join(paths) + "\n")
+    atomic_write_text(str(output.with_suffix(".txt")), "\n".join(paths) + "\n")
     print(f"Wrote {output}: {features.shape[0]} x {features.shape[1]} L2-normalised features.")
     return features

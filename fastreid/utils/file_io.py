@@ -12,10 +12,27 @@ import torch
 __all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save", "ensure_dir"]
 
 
-def ensure_dir(path: str) -> str:
-    """Create ``path`` (and parents) if needed and return it."""
-    if path:
+def ensure_dir(path: str, what: str = "folder") -> str:
+    """Create ``path`` (and parents) if needed and return it.
+
+    Raises an ``OSError`` (``PermissionError``, ``NotADirectoryError``, ...) that names
+    ``what`` (e.g. ``"OUTPUT_DIR"``) and ``path`` when the folder cannot be created or is not
+    writable.
+    """
+    if not path:
+        return path
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"{what} '{path}' is a file, not a folder; pick another path.")
+    try:
         os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise type(e)(
+            f"Cannot create {what} '{path}': {e.strerror or e}; pick a writable location."
+        ) from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{what} '{path}' is not writable; pick a writable location or change its permissions."
+        )
     return path
 
 

@@ -1,0 +1,299 @@
+"""Bad input gets one clear error that names the fix: never a hang, never only a traceback from
+deep inside torch/yacs/PIL, never a half-written file.
+
+Most cases call the library; the command-line cases run the tools in a subprocess because
+the one-line message and the exit code are what is being checked there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastreid.config import ConfigKeyError, ConfigValueError, get_cfg
+from fastreid.data import CorruptImageError, build_reid_train_loader
+from fastreid.data.common import CommDataset
+from fastreid.data.datasets.bases import DatasetNotFoundError
+from fastreid.data.synthetic import generate_synthetic_dataset
+from fastreid.engine.defaults import default_setup, resolve_device
+from fastreid.export.dependencies import MissingDependencyError, require
+from fastreid.modeling import build_model
+from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.errors import describe_error, exit_on_bad_input
+from fastreid.utils.file_io import ensure_dir
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The image decoding and encoding capabilities:DeprecationWarning"
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = str(REPO / "configs" / "Synthetic" / "bagtricks_R18.yml")
+SMALL = [
+    "SOLVER.MAX_EPOCH", "1", "INPUT.SIZE_TRAIN", "[64,32]", "INPUT.SIZE_TEST", "[64,32]",
+    "SOLVER.IMS_PER_BATCH", "16", "DATALOADER.NUM_WORKERS", "0",
+]  # fmt: skip
+
+
+def _cfg(*opts: str):
+    cfg = get_cfg()
+    cfg.merge_from_file(RECIPE)
+    cfg.merge_from_list(SMALL + list(opts))
+    return cfg
+
+
+def _run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "FASTREID_DEBUG"}
+    full_env.update(PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("datasets")
+    generate_synthetic_dataset(str(root), num_ids=8, height=32, width=16)
+    return root
+
+
+# -- configuration ---------------------------------------------------------------------------
+def test_misspelled_yaml_key_names_the_closest_valid_key(tmp_path):
+    path = tmp_path / "typo.yml"
+    path.write_text(f"_BASE_: {RECIPE}\nMODEL:\n  BACKBONE:\n    DEPHT: 18x\n")
+    with pytest.raises(ConfigKeyError, match=r"DEPHT.*typo\.yml.*MODEL\.BACKBONE\.DEPTH"):
+        get_cfg().merge_from_file(str(path))
+
+
+def test_override_of_the_wrong_type_names_the_key_and_the_expected_type():
+    with pytest.raises(ConfigValueError, match=r"'SOLVER\.BASE_LR'.*expects a number.*'abc'"):
+        get_cfg().merge_from_list(["SOLVER.BASE_LR", "abc"])
+    with pytest.raises(ConfigValueError, match=r"'SOLVER\.MAX_EPOCH'.*expects an integer.*1\.5"):
+        get_cfg().merge_from_list(["SOLVER.MAX_EPOCH", "1.5"])
+
+
+def test_yaml_value_of_the_wrong_type_names_the_key_and_the_file(tmp_path):
+    path = tmp_path / "bad_type.yml"
+    path.write_text("SOLVER:\n  IMS_PER_BATCH: lots\n")
+    with pytest.raises(ConfigValueError, match=r"'SOLVER\.IMS_PER_BATCH'.*bad_type\.yml.*integer"):
+        get_cfg().merge_from_file(str(path))
+
+
+def test_value_given_to_a_group_of_keys_names_one_of_its_keys():
+    with pytest.raises(ConfigValueError, match=r"MODEL\.BACKBONE.*group.*MODEL\.BACKBONE\.NAME"):
+        get_cfg().merge_from_list(["MODEL.BACKBONE", "resnet"])
+
+
+# -- registries, datasets, sampler -------------------------------------------------------------
+def test_misspelled_backbone_name_suggests_the_registered_one():
+    cfg = _cfg("MODEL.BACKBONE.NAME", "build_resnet_bakbone")
+    with pytest.raises(KeyError, match="Did you mean: build_resnet_backbone"):
+        build_model(cfg)
+
+
+def test_unknown_dataset_name_suggests_the_registered_one(synthetic_root):
+    cfg = _cfg("DATASETS.NAMES", '("Market1502",)', "DATASETS.ROOT", str(synthetic_root))
+    with pytest.raises(KeyError, match="Did you mean: Market1501"):
+        build_reid_train_loader(cfg)
+
+
+def test_missing_dataset_folder_says_where_to_put_it(tmp_path):
+    cfg = _cfg("DATASETS.NAMES", '("Market1501",)', "DATASETS.ROOT", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)Market-1501.*FASTREID_DATASETS"):
+        build_reid_train_loader(cfg)
+
+
+def test_num_instance_bigger_than_the_batch_names_both_keys(synthetic_root):
+    cfg = _cfg("DATALOADER.NUM_INSTANCE", "32", "DATASETS.ROOT", str(synthetic_root))
+    with pytest.raises(ValueError, match=r"SOLVER\.IMS_PER_BATCH.*DATALOADER\.NUM_INSTANCE"):
+        build_reid_train_loader(cfg)
+
+
+# -- images ----------------------------------------------------------------------------------
+def _truncated_training_items(synthetic_root: Path, tmp_path: Path):
+    folder = synthetic_root / "SyntheticReID" / "bounding_box_train"
+    items = []
+    for i, source in enumerate(sorted(folder.glob("*.jpg"))[:3]):
+        target = tmp_path / source.name
+        data = source.read_bytes()
+        target.write_bytes(data[:300] if i == 0 else data)  # the first one is truncated
+        items.append((str(target), "synthetic_1", "synthetic_c1"))
+    return items
+
+
+def test_truncated_jpeg_error_names_the_file_and_the_skip_key(synthetic_root, tmp_path):
+    items = _truncated_training_items(synthetic_root, tmp_path)
+    with pytest.raises(CorruptImageError) as info:
+        CommDataset(items)[0]
+    assert items[0][0] in str(info.value)
+    assert "DATALOADER.SKIP_CORRUPT True" in str(info.value)
+
+
+def test_skip_corrupt_replaces_a_truncated_jpeg_with_a_warning(synthetic_root, tmp_path, caplog):
+    items = _truncated_training_items(synthetic_root, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="fastreid.data.common"):
+        sample = CommDataset(items, skip_corrupt=True)[0]
+    assert sample["img_paths"] != items[0][0]
+    assert items[0][0] in caplog.text
+
+
+def test_corrupt_image_from_a_loader_worker_is_reported_without_the_worker_traceback():
+    message = (
+        "Caught CorruptImageError in DataLoader worker process 0.\nOriginal Traceback (most "
+        'recent call last):\n  File "x.py", line 1, in f\nfastreid.data.data_utils.'
+        "CorruptImageError: Cannot decode image a.jpg. Replace the file.\n"
+    )
+    assert (
+        describe_error(CorruptImageError(message)) == "Cannot decode image a.jpg. Replace the file."
+    )
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def r18_model():
+    return build_model(_cfg("MODEL.HEADS.NUM_CLASSES", "4"))
+
+
+def test_missing_weights_file_names_the_path_and_model_weights(r18_model, tmp_path):
+    missing = str(tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError, match=rf"{missing}.*MODEL\.WEIGHTS"):
+        Checkpointer(r18_model).load(missing)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="load_checkpoint_file lets the KeyError of torch's weights-only unpickler escape",
+)
+def test_weights_file_that_is_text_says_it_is_not_a_checkpoint(r18_model, tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("hello\n")
+    with pytest.raises(RuntimeError, match=rf"{text}.*not a PyTorch checkpoint"):
+        Checkpointer(r18_model).load(str(text))
+
+
+def test_r50_checkpoint_into_r18_says_it_is_another_architecture(r18_model, tmp_path):
+    r50 = build_model(
+        _cfg("MODEL.BACKBONE.DEPTH", "50x", "MODEL.BACKBONE.FEAT_DIM", "2048",
+             "MODEL.HEADS.NUM_CLASSES", "4")
+    )  # fmt: skip
+    path = tmp_path / "r50.pth"
+    torch.save({"model": r50.state_dict()}, path)
+    with pytest.raises(ValueError, match=r"another architecture.*MODEL\.BACKBONE"):
+        Checkpointer(r18_model).load(str(path))
+
+
+# -- devices and output folders --------------------------------------------------------------
+def test_cuda_device_without_a_gpu_falls_back_to_cpu_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = _cfg("MODEL.DEVICE", "cuda")
+    with caplog.at_level(logging.WARNING, logger="fastreid"):
+        resolve_device(cfg)
+    assert cfg.MODEL.DEVICE == "cpu"
+    assert "MODEL.DEVICE cpu" in caplog.text
+
+
+def test_output_dir_under_a_file_names_output_dir(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cfg = _cfg("OUTPUT_DIR", str(blocker / "run"))
+    with pytest.raises(NotADirectoryError, match=rf"OUTPUT_DIR '{blocker / 'run'}'"):
+        default_setup(cfg)
+
+
+def test_output_dir_that_is_not_writable_names_the_folder(tmp_path, monkeypatch):
+    # Tests may run as root, who can write anywhere; pretend the folder is read-only.
+    folder = tmp_path / "read_only"
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p) == str(folder) else real_access(p, mode)
+    )
+    with pytest.raises(PermissionError, match=rf"OUTPUT_DIR '{folder}' is not writable"):
+        ensure_dir(str(folder), what="OUTPUT_DIR")
+
+
+def test_missing_optional_package_names_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"'onnxruntime'.*pip install"):
+        require("onnxruntime", "ONNX Runtime inference")
+
+
+# -- command lines ---------------------------------------------------------------------------
+def test_bad_input_ends_with_one_error_line_and_exit_code_2(capsys, monkeypatch):
+    monkeypatch.delenv("FASTREID_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as info:
+        exit_on_bad_input(get_cfg().merge_from_list, ["SOLVER.BASE_LRR", "0.1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Unknown config key 'SOLVER.BASE_LRR'")
+    assert "Traceback" not in err and "FASTREID_DEBUG=1" in err
+
+
+def test_fastreid_debug_keeps_the_traceback(monkeypatch):
+    monkeypatch.setenv("FASTREID_DEBUG", "1")
+    with pytest.raises(ConfigKeyError):
+        exit_on_bad_input(get_cfg().merge_from_list, ["SOLVER.BASE_LRR", "0.1"])
+
+
+def test_train_net_with_a_typo_prints_one_line_not_a_traceback(tmp_path):
+    result = _run(
+        "tools/train_net.py", "--config-file", RECIPE, *SMALL,
+        "MODEL.BACKBONE.DEPHT", "18x", "OUTPUT_DIR", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: Unknown config key 'MODEL.BACKBONE.DEPHT'" in result.stderr
+    assert "MODEL.BACKBONE.DEPTH" in result.stderr
+
+
+def test_two_cpu_processes_with_bad_input_exit_with_code_2_instead_of_hanging(tmp_path):
+    result = _run(
+        "tools/train_net.py", "--config-file", RECIPE, "--num-gpus", "2", *SMALL,
+        "MODEL.BACKBONE.NAME", "build_resnet_bakbone", "OUTPUT_DIR", str(tmp_path / "run"),
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: No object named 'build_resnet_bakbone'" in result.stderr
+    assert "build_resnet_backbone" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_with_a_missing_weights_file_writes_nothing(tmp_path):
+    output = tmp_path / "onnx"
+    missing = tmp_path / "missing.pth"
+    result = _run(
+        "tools/deploy/onnx_export.py", "--config-file", RECIPE, "--output", str(output),
+        "--opts", "MODEL.WEIGHTS", str(missing),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"error: MODEL.WEIGHTS '{missing}' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_synthetic_generator_with_an_unusable_output_names_the_option(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = _run("-m", "fastreid.data.synthetic", "--output", str(blocker / "x"), "--num-ids", "4")
+    assert result.returncode == 2, result.stderr
+    assert "--output" in result.stderr and str(blocker / "x") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_visualize_result_with_a_missing_features_file_says_how_to_write_one(tmp_path):
+    missing = tmp_path / "features.npz"
+    result = _run(
+        "tools/visualize_result.py", "--features", str(missing), "--output", str(tmp_path / "v")
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"'{missing}' (--features) does not exist" in result.stderr
+    assert "--save-features" in result.stderr
