@@ -170,10 +170,6 @@ def test_missing_weights_file_names_the_path_and_model_weights(r18_model, tmp_pa
         Checkpointer(r18_model).load(missing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_checkpoint_file lets the KeyError of torch's weights-only unpickler escape",
-)
 def test_weights_file_that_is_text_says_it_is_not_a_checkpoint(r18_model, tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("hello\n")

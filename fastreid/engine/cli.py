@@ -9,11 +9,12 @@ from typing import Any, List, Optional
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
+from fastreid.utils.errors import exit_on_bad_input
 
 from .defaults import DefaultTrainer, default_argument_parser, default_setup
 from .launch import launch
 
-__all__ = ["setup", "main", "train_main", "eval_main"]
+__all__ = ["setup", "main", "main_reporting_bad_input", "run", "train_main", "eval_main"]
 
 
 def setup(args: argparse.Namespace) -> CfgNode:
@@ -51,6 +52,29 @@ def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
     return trainer.train()
 
 
+def main_reporting_bad_input(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
+    """:func:`main` in each process, with bad input reported as one line (exit code 2)."""
+    return exit_on_bad_input(main, args, trainer_cls)
+
+
+def run(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
+    """Run :func:`main` in the processes ``--num-gpus`` / ``--num-machines`` ask for.
+
+    Bad input (a wrong config key, a missing file, ...) ends with one ``error:`` line naming
+    the fix and exit code 2; ``FASTREID_DEBUG=1`` shows the full traceback. Projects pass
+    their ``DefaultTrainer`` subclass as ``trainer_cls``.
+    """
+    return exit_on_bad_input(
+        launch,
+        main_reporting_bad_input,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args, trainer_cls),
+    )
+
+
 def _run(argv: Optional[List[str]], eval_only: bool) -> None:
     args = default_argument_parser().parse_args(argv)
     if eval_only:
@@ -59,14 +83,7 @@ def _run(argv: Optional[List[str]], eval_only: bool) -> None:
         raise SystemExit(
             "--config-file is required, e.g. --config-file configs/Market1501/bagtricks_R50.yml"
         )
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    run(args)
 
 
 def train_main(argv: Optional[List[str]] = None) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from . import comm
+from .errors import BadInputError
 from .file_io import atomic_torch_save, atomic_write_text
 
 __all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
@@ -66,6 +66,10 @@ class IncompatibleKeys:
         return tabulate(rows, headers=["key", "problem", "checkpoint shape", "model shape"])
 
 
+class CheckpointError(BadInputError, RuntimeError):
+    """A file that is not a readable checkpoint; the message names the file and what to do."""
+
+
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
 
@@ -73,7 +77,7 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        RuntimeError: the file is not a checkpoint ``weights_only`` loading accepts.
+        CheckpointError: the file is not a checkpoint ``weights_only`` loading accepts.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -82,15 +86,16 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        raise RuntimeError(
-            f"Could not read checkpoint '{path}' with torch.load(weights_only=True): {e}\n"
+    except Exception as e:  # torch raises many types here (KeyError on a text file, ...)
+        raise CheckpointError(
+            f"Could not read checkpoint '{path}' with torch.load(weights_only=True) "
+            f"({type(e).__name__}: {e}). "
             "The file is truncated, not a PyTorch checkpoint, or stores Python objects other "
             "than tensors. If you trust its origin, re-save only its weights: "
             "torch.save({'model': torch.load(path, weights_only=False)['model']}, new_path)."
         ) from e
     if not isinstance(checkpoint, dict):
-        raise RuntimeError(
+        raise CheckpointError(
             f"Checkpoint '{path}' holds a {type(checkpoint).__name__}, not a dict of tensors."
         )
     if "model" not in checkpoint:
@@ -99,7 +104,7 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
         elif isinstance(checkpoint.get("state_dict"), dict):
             checkpoint = {"model": checkpoint["state_dict"]}
         else:
-            raise RuntimeError(
+            raise CheckpointError(
                 f"Checkpoint '{path}' has no 'model' entry (keys: {sorted(checkpoint)[:10]}); "
                 "expected a fastreid/FastReID checkpoint or a bare state dict."
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,3 +34,25 @@ def test_cuda_device_falls_back_to_cpu_without_a_gpu():
     cfg.freeze()
     assert resolve_device(cfg).MODEL.DEVICE == "cpu"
     assert cfg.is_frozen()
+
+
+def test_console_script_reports_bad_input_in_one_line(tmp_path, capsys):
+    from fastreid.engine.cli import eval_main
+
+    not_a_checkpoint = tmp_path / "notes.pth"
+    not_a_checkpoint.write_text("hello\n")
+    with pytest.raises(SystemExit) as exit_info:
+        eval_main(
+            [
+                "--config-file",
+                str(Path(__file__).resolve().parents[2] / "configs/Synthetic/bagtricks_R18.yml"),
+                "MODEL.WEIGHTS",
+                str(not_a_checkpoint),
+                "OUTPUT_DIR",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Could not read checkpoint '{not_a_checkpoint}'")
+    assert "Traceback" not in err
