@@ -251,11 +251,13 @@ def test_train_net_with_a_typo_prints_one_line_not_a_traceback(tmp_path):
     assert "MODEL.BACKBONE.DEPTH" in result.stderr
 
 
-def test_two_cpu_processes_with_bad_input_exit_with_code_2_instead_of_hanging(tmp_path):
+def test_two_cpu_processes_with_bad_input_exit_with_code_2_instead_of_hanging(
+    tmp_path, synthetic_root
+):
     result = _run(
         "tools/train_net.py", "--config-file", RECIPE, "--num-gpus", "2", *SMALL,
         "MODEL.BACKBONE.NAME", "build_resnet_bakbone", "OUTPUT_DIR", str(tmp_path / "run"),
-        env={"CUDA_VISIBLE_DEVICES": ""},
+        env={"CUDA_VISIBLE_DEVICES": "", "FASTREID_DATASETS": str(synthetic_root)},
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: No object named 'build_resnet_bakbone'" in result.stderr
