@@ -11,6 +11,20 @@ from torch import nn
 __all__ = ["BatchNorm", "GhostBatchNorm", "FrozenBatchNorm", "get_norm"]
 
 
+def _init_affine(
+    norm: nn.modules.batchnorm._BatchNorm,
+    weight_freeze: bool,
+    bias_freeze: bool,
+    weight_init: float,
+    bias_init: float,
+) -> None:
+    """Set a BN's affine parameters to constants and freeze them as asked (e.g. BNNeck bias)."""
+    nn.init.constant_(norm.weight, weight_init)
+    nn.init.constant_(norm.bias, bias_init)
+    norm.weight.requires_grad_(not weight_freeze)
+    norm.bias.requires_grad_(not bias_freeze)
+
+
 class BatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose weight/bias can be frozen and initialised to a chosen value."""
 
@@ -25,14 +39,11 @@ class BatchNorm(nn.BatchNorm2d):
         bias_init: float = 0.0,
     ) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum)
-        nn.init.constant_(self.weight, weight_init)
-        nn.init.constant_(self.bias, bias_init)
-        self.weight.requires_grad_(not weight_freeze)
-        self.bias.requires_grad_(not bias_freeze)
+        _init_affine(self, weight_freeze, bias_freeze, weight_init, bias_init)
 
 
 class SyncBatchNorm(nn.SyncBatchNorm):
-    """Cross-process BatchNorm (falls back to plain BN when not distributed)."""
+    """Cross-process BatchNorm (plain BN when not distributed); same options as BatchNorm."""
 
     def __init__(
         self,
@@ -45,10 +56,7 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         bias_init: float = 0.0,
     ) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum)
-        nn.init.constant_(self.weight, weight_init)
-        nn.init.constant_(self.bias, bias_init)
-        self.weight.requires_grad_(not weight_freeze)
-        self.bias.requires_grad_(not bias_freeze)
+        _init_affine(self, weight_freeze, bias_freeze, weight_init, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -66,7 +74,8 @@ class SyncBatchNorm(nn.SyncBatchNorm):
 
 
 class GhostBatchNorm(BatchNorm):
-    """BatchNorm computed over ``num_splits`` virtual sub-batches during training."""
+    """BatchNorm over ``num_splits`` virtual batches in training; virtual batch ``k`` holds
+    samples ``k, k + num_splits, ...``."""
 
     def __init__(self, num_features: int, num_splits: int = 1, **kwargs) -> None:
         super().__init__(num_features, **kwargs)
