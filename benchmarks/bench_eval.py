@@ -8,6 +8,8 @@ Python loop with one argsort per query. It is skipped where that matrix cannot f
 
     python benchmarks/bench_eval.py            # Market, MSMT, 1M gallery, re-ranking, AQE
     python benchmarks/bench_eval.py --quick    # tiny sizes, a few seconds
+    python benchmarks/bench_eval.py --scales market --cases ours reference_numpy \
+        --output /tmp/bench_eval_market.json  # a subset, without touching the stored JSON
 """
 
 from __future__ import annotations
@@ -266,6 +268,12 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--topk", type=int, default=1000, help="TEST.TOPK for the top-k case")
     parser.add_argument("--topk-limit", type=int, default=0, help="TEST.TOPK_GALLERY_LIMIT")
     parser.add_argument(
+        "--scales", nargs="+", help="run only these scales (e.g. market msmt gallery_1m)"
+    )
+    parser.add_argument(
+        "--cases", nargs="+", help="run only these cases (e.g. ours reference_numpy)"
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="run every case in this process (fast; peak RSS is then cumulative)",
@@ -283,8 +291,15 @@ def main(argv: List[str] = None) -> int:
 
     if args.quick:
         args.topk = min(args.topk, 200)
+    selected = [
+        (scale, [c for c in cases if not args.cases or c in args.cases])
+        for scale, cases in plan(args.quick)
+        if not args.scales or scale in args.scales
+    ]
+    if not any(cases for _, cases in selected):
+        parser.error("--scales / --cases select nothing; see plan() for the names.")
     rows = []
-    for scale, cases in plan(args.quick):
+    for scale, cases in selected:
         ours = None
         for case in cases:
             if case.startswith("reference") and not _reference_fits(scale):
