@@ -7,6 +7,8 @@ tensor operations, so they trace to ONNX / TorchScript without Python-side shape
 
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +42,14 @@ class GlobalMaxPool(nn.AdaptiveMaxPool2d):
         super().__init__(output_size)
 
 
+def generalized_mean(
+    x: torch.Tensor, p: Union[float, torch.Tensor], output_size: int, eps: float
+) -> torch.Tensor:
+    """``(mean_hw x.clamp(eps) ** p) ** (1 / p)``: ``(B, C, H, W) -> (B, C, s, s)``."""
+    x = x.clamp(min=eps).pow(p)
+    return F.adaptive_avg_pool2d(x, output_size).pow(1.0 / p)
+
+
 class GeneralizedMeanPooling(nn.Module):
     """GeM pooling with a fixed exponent: ``(mean_hw x.clamp(eps) ** p) ** (1 / p)``.
 
@@ -55,8 +65,7 @@ class GeneralizedMeanPooling(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clamp(min=self.eps).pow(self.p)
-        return F.adaptive_avg_pool2d(x, self.output_size).pow(1.0 / self.p)
+        return generalized_mean(x, self.p, self.output_size, self.eps)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, output_size={self.output_size}"
@@ -72,8 +81,7 @@ class GeneralizedMeanPoolingP(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.clamp(min=self.eps).pow(self.p)
-        return F.adaptive_avg_pool2d(x, self.output_size).pow(1.0 / self.p)
+        return generalized_mean(x, self.p, self.output_size, self.eps)
 
     def extra_repr(self) -> str:
         return f"p=learnable, output_size={self.output_size}"
