@@ -19,10 +19,10 @@ from typing import Optional, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from fastreid.config import CfgNode, get_cfg
+from fastreid.data.data_utils import read_image
 from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
 
 __all__ = [
@@ -163,15 +163,6 @@ def load_model(
     return build_model_from_config(config, weights=str(weights), opts=opts, device=device)
 
 
-def read_image(path: Union[str, os.PathLike]) -> Image.Image:
-    """Open an image file as RGB, with an error naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise OSError(f"Cannot read image '{path}': {exc}") from exc
-
-
 def _resize(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
     # The test loader's resize: torchvision bicubic with antialiasing, on the uint8 image.
     from torchvision.transforms.v2 import InterpolationMode
@@ -196,7 +187,8 @@ def _to_chw_tensor(item: ImageInput, size: Sequence[int]) -> torch.Tensor:
             raise ValueError(f"Image arrays must be (H, W, 3) uint8 RGB, got shape {item.shape}.")
         array = np.ascontiguousarray(item).astype(np.uint8)
     elif isinstance(item, (str, os.PathLike)):
-        array = np.asarray(read_image(item), dtype=np.uint8)
+        # The test loader's decoder, so files give exactly the features evaluation sees.
+        return _resize(read_image(str(item)), height, width).float()
     else:
         raise TypeError(f"Unsupported image input of type {type(item).__name__}.")
     tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())
