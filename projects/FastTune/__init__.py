@@ -1,0 +1,1 @@
+"""FastTune: hyper-parameter search for fastreid recipes with Ray Tune."""

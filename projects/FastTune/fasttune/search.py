@@ -1,0 +1,287 @@
+"""Running a search: checking the command line, building the Ray Tune search algorithm and
+scheduler, starting (or joining) Ray, and fitting.
+
+Ray is imported inside the functions that need it, never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from fastreid.config import CfgNode
+from fastreid.data.datasets.bases import resolve_datasets_root
+
+from .space import Param
+from .trainer import num_reports, run_trial
+
+__all__ = [
+    "SCHEDULERS",
+    "SEARCH_ALGOS",
+    "SearchOptions",
+    "build_scheduler",
+    "build_search_alg",
+    "check_address",
+    "check_options",
+    "connect_ray",
+    "parse_resources",
+    "prepare_base_cfg",
+    "run_search",
+]
+
+logger = logging.getLogger("fastreid.fasttune")
+
+SEARCH_ALGOS = ("bohb", "hyperopt", "optuna", "random")
+SCHEDULERS = ("asha", "hyperband", "pbt")
+METRIC, MODE = "score", "max"
+TIME_ATTR = "training_iteration"  # one per report, i.e. per evaluation
+
+
+@dataclass
+class SearchOptions:
+    """What the command line decides about a search."""
+
+    num_trials: int = 8
+    srch_algo: str = "hyperopt"
+    sched: Optional[str] = None  # None: ASHA, or HyperBandForBOHB with bohb
+    resources: Optional[Dict[str, float]] = None
+    address: str = ""
+    resume: bool = False
+
+
+def check_options(options: SearchOptions) -> str:
+    """Validate the options; returns the scheduler that will run (``bohb-hyperband`` for
+    BOHB's own)."""
+    if options.num_trials < 1:
+        raise ValueError(f"--num-trials must be at least 1, got {options.num_trials}.")
+    if options.srch_algo not in SEARCH_ALGOS:
+        raise ValueError(
+            f"Unknown search algorithm '{options.srch_algo}' (--srch-algo); use one of "
+            f"{', '.join(SEARCH_ALGOS)}."
+        )
+    if options.sched is not None and options.sched not in SCHEDULERS:
+        raise ValueError(
+            f"Unknown scheduler '{options.sched}' (--sched); use one of {', '.join(SCHEDULERS)}."
+        )
+    if options.srch_algo == "bohb":
+        if options.sched not in (None, "hyperband"):
+            raise ValueError(
+                f"--srch-algo bohb runs with its own scheduler (HyperBandForBOHB); leave out "
+                f"--sched {options.sched} or pick another search algorithm."
+            )
+        return "bohb-hyperband"
+    return options.sched or "asha"
+
+
+def parse_resources(text: str) -> Dict[str, float]:
+    """``"cpu=2,gpu=0.5"`` -> ``{"cpu": 2.0, "gpu": 0.5}`` (fractions allowed)."""
+    resources: Dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in str(text).split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in ("cpu", "gpu"):
+            raise ValueError(
+                f"--resources-per-trial: '{item}' is not cpu=N or gpu=N; write e.g. "
+                "--resources-per-trial cpu=2,gpu=0.5."
+            )
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = -1.0
+        if not amount >= 0 or (name == "cpu" and amount == 0):
+            raise ValueError(
+                f"--resources-per-trial: {name}={value} must be a positive number"
+                f"{' (gpu may be 0)' if name == 'gpu' else ''}."
+            )
+        resources[name] = amount
+    if not resources:
+        raise ValueError("--resources-per-trial is empty; write e.g. cpu=2,gpu=0.5.")
+    return resources
+
+
+def default_resources(cfg: CfgNode) -> Dict[str, float]:
+    """One CPU per trial plus its data workers; one GPU when the config trains on CUDA and
+    this machine has one."""
+    import torch
+
+    gpu = 1.0 if str(cfg.MODEL.DEVICE).startswith("cuda") and torch.cuda.is_available() else 0.0
+    return {"cpu": float(max(1, cfg.DATALOADER.NUM_WORKERS)), "gpu": gpu}
+
+
+def _split_address(address: str) -> Optional[Tuple[str, int]]:
+    """(host, port) of a ``host:port`` or ``ray://host:port`` address; None for ``auto``."""
+    if address == "auto":
+        return None
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(
+            f"--address '{address}' is not HOST:PORT (e.g. 10.0.0.1:6379, ray://10.0.0.1:10001) "
+            "or 'auto'."
+        )
+    return host.strip("[]"), int(port)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (instead of Ray's minutes of retries) when nothing listens at ``address``."""
+    target = _split_address(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(
+            f"Cannot reach the Ray cluster at --address {address} ({e.strerror or e}); start "
+            "it with 'ray start --head' on that machine, check the host and port, or leave out "
+            "--address to run on this machine."
+        ) from None
+
+
+def connect_ray(address: str = "") -> None:
+    """Join the cluster at ``address`` or start Ray on this machine (once)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Trials keep the working directory of the search, so relative paths keep their meaning.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    if address:
+        check_address(address)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f"Cannot join the Ray cluster at --address {address}: {e}"
+            ) from None
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def prepare_base_cfg(cfg: CfgNode) -> CfgNode:
+    """A copy of ``cfg`` whose paths are absolute, so trials find the data and weights
+    wherever Ray runs them."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.OUTPUT_DIR = os.path.abspath(cfg.OUTPUT_DIR or "logs/fasttune")
+    cfg.DATASETS.ROOT = os.path.abspath(resolve_datasets_root(cfg.DATASETS.ROOT or None))
+    for node, key in ((cfg.MODEL, "WEIGHTS"), (cfg.MODEL.BACKBONE, "PRETRAIN_PATH")):
+        if node[key]:
+            node[key] = os.path.abspath(os.path.expanduser(node[key]))
+    return cfg
+
+
+def build_search_alg(name: str, seed: int) -> Any:
+    """The Ray Tune searcher for ``--srch-algo``."""
+    if name == "random":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=seed)
+    if name == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        return HyperOptSearch(random_state_seed=seed)
+    if name == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=seed)
+    if name == "bohb":
+        from ray.tune.search.bohb import TuneBOHB
+
+        return TuneBOHB(seed=seed)
+    raise ValueError(f"Unknown search algorithm '{name}'; use one of {', '.join(SEARCH_ALGOS)}.")
+
+
+def build_scheduler(name: str, cfg: CfgNode, params: Sequence[Param]) -> Any:
+    """The trial scheduler; ``max_t`` is the number of evaluations of a full trial."""
+    from ray.tune import schedulers
+
+    max_t = num_reports(cfg.SOLVER.MAX_EPOCH, cfg.TEST.EVAL_PERIOD)
+    eta = max(2, int(cfg.TUNE.REDUCTION_FACTOR))
+    if name == "bohb-hyperband":
+        return schedulers.HyperBandForBOHB(
+            time_attr=TIME_ATTR, max_t=max_t, reduction_factor=eta, stop_last_trials=False
+        )
+    if name == "hyperband":
+        return schedulers.HyperBandScheduler(
+            time_attr=TIME_ATTR, max_t=max_t, reduction_factor=eta, stop_last_trials=False
+        )
+    if name == "asha":
+        return schedulers.ASHAScheduler(
+            time_attr=TIME_ATTR,
+            max_t=max_t,
+            grace_period=max(1, min(int(cfg.TUNE.GRACE_PERIOD), max_t)),
+            reduction_factor=eta,
+        )
+    if name == "pbt":
+        return schedulers.PopulationBasedTraining(
+            time_attr=TIME_ATTR,
+            perturbation_interval=max(1, int(cfg.TUNE.PERTURBATION_INTERVAL)),
+            hyperparam_mutations={p.key: p.to_ray() for p in params},
+        )
+    raise ValueError(f"Unknown scheduler '{name}'; use one of {', '.join(SCHEDULERS)}.")
+
+
+def experiment_name(cfg: CfgNode, options: SearchOptions) -> str:
+    return str(cfg.TUNE.NAME) or options.srch_algo
+
+
+def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any:
+    """Fit the search (or continue it with ``options.resume``); returns Ray's ResultGrid.
+
+    ``cfg`` is the base config (from :func:`prepare_base_cfg`); the search lives in
+    ``OUTPUT_DIR/<TUNE.NAME or algorithm>``.
+    """
+    scheduler_name = check_options(options)
+    resources = options.resources or default_resources(cfg)
+    name = experiment_name(cfg, options)
+    exp_path = os.path.join(cfg.OUTPUT_DIR, name)
+
+    connect_ray(options.address)
+    from ray import tune
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            run_trial, base_cfg=cfg, params=list(params), datasets_root=cfg.DATASETS.ROOT
+        ),
+        resources,
+    )
+    if options.resume:
+        if not tune.Tuner.can_restore(exp_path):
+            raise FileNotFoundError(
+                f"--resume: there is no search to continue in '{exp_path}'; run it without "
+                "--resume first (same OUTPUT_DIR and --srch-algo / TUNE.NAME)."
+            )
+        logger.info(f"Continuing the search in {exp_path}")
+        tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True)
+        return tuner.fit()
+    if os.path.exists(os.path.join(exp_path, "tuner.pkl")):
+        raise FileExistsError(
+            f"A search already exists in '{exp_path}'; add --resume to continue it, or choose "
+            "another OUTPUT_DIR or TUNE.NAME."
+        )
+    max_concurrent = int(cfg.TUNE.MAX_CONCURRENT)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={p.key: p.to_ray() for p in params},
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=build_search_alg(options.srch_algo, int(cfg.TUNE.SEED)),
+            scheduler=build_scheduler(scheduler_name, cfg, params),
+            num_samples=options.num_trials,
+            max_concurrent_trials=max_concurrent if max_concurrent > 0 else None,
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=cfg.OUTPUT_DIR,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=max(1, int(cfg.TUNE.NUM_TO_KEEP))),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            verbose=1,
+        ),
+    )
+    return tuner.fit()

@@ -1,0 +1,208 @@
+"""One trial of a search: a :class:`DefaultTrainer` that reports R1, mAP and score to Ray Tune
+after every evaluation, together with a checkpoint of the full trainer state.
+
+The checkpoint holds the model, optimizer, LR scheduler, epoch, iteration, RNG states and the
+data-order seed, so a restored trial (after a crash, ``--resume``, or a PBT exploit) goes on
+where it stopped instead of restarting its LR schedule. The trial's own config decides the
+hyper-parameters (a PBT explore step changes them); the checkpoint decides the progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from fastreid.config import CfgNode
+from fastreid.engine import DefaultTrainer, default_setup, hooks
+from fastreid.utils import comm
+
+from .space import Param, apply_params
+
+__all__ = [
+    "TuneReportHook",
+    "TuneTrainer",
+    "num_reports",
+    "restore_trainer_state",
+    "run_trial",
+    "trial_metrics",
+]
+
+logger = logging.getLogger("fastreid.fasttune")
+
+CHECKPOINT_NAME = "checkpoint"
+
+# report(metrics, checkpoint_dir or None): hands one result to the search.
+ReportFn = Callable[[Dict[str, float], Optional[str]], None]
+
+
+def num_reports(max_epoch: int, eval_period: int) -> int:
+    """How many evaluations (= reports) a trial of ``max_epoch`` epochs makes: one every
+    ``eval_period`` epochs plus one after the last epoch."""
+    return sum(
+        1
+        for epoch in range(max_epoch)
+        if (eval_period > 0 and (epoch + 1) % eval_period == 0) or epoch + 1 == max_epoch
+    )
+
+
+def trial_metrics(results: Mapping, test_set: str = "") -> Dict[str, float]:
+    """``r1``, ``map`` and ``score = (r1 + map) / 2`` from an evaluation's results (percent).
+
+    With several test sets the results are nested per dataset; the first one (``test_set``)
+    is the one searched on.
+    """
+    if results and all(isinstance(v, Mapping) for v in results.values()):
+        name = test_set if test_set in results else next(iter(results))
+        results = results[name]
+    missing = [k for k in ("Rank-1", "mAP") if k not in results]
+    if missing:
+        raise KeyError(
+            f"The evaluation results have no {missing} (got {sorted(results)}); a search needs "
+            "a re-ID evaluator that reports Rank-1 and mAP."
+        )
+    r1, mean_ap = float(results["Rank-1"]), float(results["mAP"])
+    return {"r1": r1, "map": mean_ap, "score": (r1 + mean_ap) / 2.0}
+
+
+class TuneReportHook(hooks.EvalHook):
+    """Evaluates like :class:`EvalHook`, then saves the trainer state to a fresh folder and
+    hands ``{r1, map, score, epoch}`` and that folder to ``report``."""
+
+    def __init__(self, eval_period: int, eval_function: Callable[[], Mapping], report: ReportFn):
+        super().__init__(eval_period, eval_function)
+        self._report = report
+
+    def _do_eval(self) -> None:
+        super()._do_eval()
+        trainer = self.trainer
+        tests = list(trainer.cfg.DATASETS.TESTS)
+        # checkpoint_state gathers the RNG states of every process: all of them call it.
+        state = trainer.checkpoint_state()
+        checkpoint_dir = None
+        metrics: Dict[str, float] = {}
+        if comm.is_main_process():
+            metrics = trial_metrics(self.latest_results, tests[0] if tests else "")
+            metrics["epoch"] = trainer.epoch + 1
+            checkpoint_dir = tempfile.mkdtemp(prefix="fasttune-ckpt-")
+            checkpointer = trainer.checkpointer
+            save_dir = checkpointer.save_dir
+            checkpointer.save_dir = checkpoint_dir
+            try:
+                checkpointer.save(CHECKPOINT_NAME, **state)
+            finally:
+                checkpointer.save_dir = save_dir
+        try:
+            self._report(metrics, checkpoint_dir)
+        finally:
+            if checkpoint_dir is not None:
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+class TuneTrainer(DefaultTrainer):
+    """The trainer of one trial: the default hooks, with the evaluation hook replaced by
+    :class:`TuneReportHook` and without the periodic checkpoints (the search keeps its own)
+    and the progress bar."""
+
+    def __init__(self, cfg: CfgNode, report: Optional[ReportFn] = None) -> None:
+        self._report = report or _tune_report
+        super().__init__(cfg)
+
+    def build_hooks(self) -> List[Optional[hooks.HookBase]]:
+        result: List[Optional[hooks.HookBase]] = []
+        for hook in super().build_hooks():
+            if isinstance(hook, (hooks.PeriodicCheckpointer, hooks.ProgressBar)):
+                continue
+            if type(hook) is hooks.EvalHook:
+                hook = TuneReportHook(
+                    self.cfg.TEST.EVAL_PERIOD,
+                    lambda: self.test(self.cfg, self.model),
+                    self._report,
+                )
+                self._eval_hook = hook
+            result.append(hook)
+        self._checkpoint_hook = None
+        return result
+
+
+def _tune_report(metrics: Dict[str, float], checkpoint_dir: Optional[str]) -> None:
+    from ray import tune
+
+    checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    tune.report(metrics, checkpoint=checkpoint)
+
+
+def restore_trainer_state(trainer: DefaultTrainer, checkpoint_dir: str) -> None:
+    """Continue ``trainer`` from the state saved in ``checkpoint_dir`` by
+    :class:`TuneReportHook`: weights, optimizer moments, epoch, RNG and data order.
+
+    The hyper-parameters stay the ones of ``trainer.cfg``: after loading, every optimizer
+    group gets back its configured settings (lr, weight decay, momentum, ...), and the LR
+    schedule is the configured one positioned at the restored iteration. For a plain restore
+    this is exactly the saved state; after a PBT explore step it applies the new values.
+    """
+    optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    configured_groups = [
+        {k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups
+    ]
+    configured_schedule = scheduler.state_dict()
+    checkpointer = trainer.checkpointer
+    save_dir = checkpointer.save_dir
+    checkpointer.save_dir = checkpoint_dir
+    try:
+        if not checkpointer.has_checkpoint():
+            raise FileNotFoundError(f"No trial checkpoint in '{checkpoint_dir}'.")
+        trainer.resume_or_load(resume=True)
+    finally:
+        checkpointer.save_dir = save_dir
+
+    if len(configured_groups) != len(optimizer.param_groups):
+        raise ValueError(
+            "The checkpoint's optimizer has a different parameter grouping from this trial's "
+            "config; the searched keys must not change the model's structure under PBT."
+        )
+    for group, configured in zip(optimizer.param_groups, configured_groups):
+        group.update(configured)
+    scheduler.load_state_dict(configured_schedule)
+    done = trainer.start_epoch * trainer.iters_per_epoch
+    scheduler.last_epoch = done
+    lrs = scheduler.lr_at(done) if hasattr(scheduler, "lr_at") else scheduler.get_lr()
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = list(lrs)  # what get_last_lr() returns until the next step
+
+
+def trial_config(
+    base_cfg: CfgNode, params: Sequence[Param], sampled: Mapping[str, Any], output_dir: str
+) -> CfgNode:
+    """The full config of one trial: the base config, the sampled values, its own folder."""
+    cfg = apply_params(base_cfg, params, sampled)
+    cfg.OUTPUT_DIR = output_dir
+    return cfg
+
+
+def run_trial(
+    config: Dict[str, Any],
+    *,
+    base_cfg: CfgNode,
+    params: Sequence[Param],
+    datasets_root: str = "",
+) -> None:
+    """Ray Tune's function trainable: build the trial's config and train it, resuming from
+    the checkpoint Ray hands over (restore after a failure, or a PBT exploit)."""
+    from ray import tune
+
+    if datasets_root:
+        os.environ["FASTREID_DATASETS"] = datasets_root
+    cfg = trial_config(base_cfg, params, config, tune.get_context().get_trial_dir())
+    cfg.freeze()
+    default_setup(cfg)
+    trainer = TuneTrainer(cfg)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as checkpoint_dir:
+            restore_trainer_state(trainer, checkpoint_dir)
+    trainer.train()
