@@ -52,7 +52,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--num-trials", type=int, default=8, help="configurations to try")
     parser.add_argument(
-        "--srch-algo", default="hyperopt", help="bohb | hyperopt | optuna | random (default hyperopt)"
+        "--srch-algo",
+        default="hyperopt",
+        help="bohb | hyperopt | optuna | random (default hyperopt)",
     )
     parser.add_argument(
         "--sched",
@@ -101,7 +103,9 @@ def search_options(args: argparse.Namespace) -> SearchOptions:
 
 def main(args: argparse.Namespace) -> Dict[str, Any]:
     if not args.config_file:
-        raise ValueError("--config-file is required, e.g. projects/FastTune/configs/search_trial.yml")
+        raise ValueError(
+            "--config-file is required, e.g. projects/FastTune/configs/search_trial.yml"
+        )
     if args.eval_only:
         raise ValueError("--eval-only does not apply to a search; use tools/train_net.py.")
     options = search_options(args)

@@ -103,8 +103,8 @@ def collect_rows(result_grid: Any, params: Sequence[Param], max_reports: int) ->
 
 
 def _trial_id(folder_name: str) -> str:
-    """Ray names a trial folder ``<trainable>_<trial id>_<index>_<values>_<date>``."""
-    match = re.search(r"_([0-9a-f]{5}_\d{5})_", folder_name)
+    """Ray names a trial folder ``run_trial_<trial id>_<index>_<values>_<date>``."""
+    match = re.match(r"run_trial_([0-9a-f]+(?:_\d{5})?)_\d+_", folder_name)
     return match.group(1) if match else folder_name
 
 
@@ -122,7 +122,16 @@ def format_table(rows: Sequence[TrialRow], params: Sequence[Param]) -> str:
     from tabulate import tabulate
 
     ordered = sorted(rows, key=lambda r: -(r["score"] if r["score"] is not None else -math.inf))
-    headers = ["trial", "status", *[p.key for p in params], "R1", "mAP", "score", "epochs", "time (s)"]
+    headers = [
+        "trial",
+        "status",
+        *[p.key for p in params],
+        "R1",
+        "mAP",
+        "score",
+        "epochs",
+        "time (s)",
+    ]
     body = [
         [
             r["trial"],
@@ -210,7 +219,9 @@ def plot_search(rows: Sequence[TrialRow], path: str) -> str:
     for i, row in enumerate(rows):
         score = row["score"] if row["score"] is not None else 0.0
         ax_trial.bar(i, score, color=colors.get(row["status"], "tab:gray"))
-        points = [(h["elapsed_s"], h["score"]) for h in row["history"] if h["elapsed_s"] is not None]
+        points = [
+            (h["elapsed_s"], h["score"]) for h in row["history"] if h["elapsed_s"] is not None
+        ]
         if points:
             xs, ys = zip(*points)
             ax_time.plot(xs, ys, marker="o", markersize=3, label=str(row["trial"]))

@@ -92,7 +92,9 @@ class Param:
         """The config value for a value the searcher proposed."""
         if self.dist == "choice":
             for v in self.args:
-                if _encode(v) == sampled or (_is_number(v) and _is_number(sampled) and v == sampled):
+                if _encode(v) == sampled or (
+                    _is_number(v) and _is_number(sampled) and v == sampled
+                ):
                     return v
             raise ValueError(
                 f"TUNE.SPACE: {sampled!r} is not one of the choices for {self.key} {list(self.args)}."

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from fastreid.config import CfgNode
 from fastreid.engine import DefaultTrainer, default_setup, hooks
 from fastreid.utils import comm
+from fastreid.utils.checkpoint import load_checkpoint_file, unwrap_model
 
 from .space import Param, apply_params
 
@@ -139,40 +140,66 @@ def restore_trainer_state(trainer: DefaultTrainer, checkpoint_dir: str) -> None:
     """Continue ``trainer`` from the state saved in ``checkpoint_dir`` by
     :class:`TuneReportHook`: weights, optimizer moments, epoch, RNG and data order.
 
-    The hyper-parameters stay the ones of ``trainer.cfg``: after loading, every optimizer
-    group gets back its configured settings (lr, weight decay, momentum, ...), and the LR
-    schedule is the configured one positioned at the restored iteration. For a plain restore
-    this is exactly the saved state; after a PBT explore step it applies the new values.
+    The hyper-parameters stay the ones of ``trainer.cfg``: the optimizer keeps its configured
+    groups (lr, weight decay, momentum, ...) and receives the saved per-parameter state, and
+    the LR schedule is the configured one positioned at the restored iteration. For a plain
+    restore this is exactly the saved state; after a PBT explore step it applies the new
+    values, even when they regroup the parameters (e.g. another weight decay).
     """
-    optimizer, scheduler = trainer.optimizer, trainer.scheduler
-    configured_groups = [
-        {k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups
-    ]
-    configured_schedule = scheduler.state_dict()
     checkpointer = trainer.checkpointer
     save_dir = checkpointer.save_dir
     checkpointer.save_dir = checkpoint_dir
+    held = {k: checkpointer.checkpointables.pop(k) for k in ("optimizer", "scheduler")}
     try:
         if not checkpointer.has_checkpoint():
             raise FileNotFoundError(f"No trial checkpoint in '{checkpoint_dir}'.")
+        path = checkpointer.get_checkpoint_file()
+        # Model, epoch, RNG states, data order (and an AMP grad scaler).
         trainer.resume_or_load(resume=True)
     finally:
+        checkpointer.checkpointables.update(held)
         checkpointer.save_dir = save_dir
 
-    if len(configured_groups) != len(optimizer.param_groups):
-        raise ValueError(
-            "The checkpoint's optimizer has a different parameter grouping from this trial's "
-            "config; the searched keys must not change the model's structure under PBT."
-        )
-    for group, configured in zip(optimizer.param_groups, configured_groups):
-        group.update(configured)
-    scheduler.load_state_dict(configured_schedule)
+    saved = load_checkpoint_file(path)
+    if "optimizer" in saved:
+        _load_optimizer_state_per_parameter(trainer, saved["optimizer"], saved.get("config"))
+    scheduler, optimizer = trainer.scheduler, trainer.optimizer
     done = trainer.start_epoch * trainer.iters_per_epoch
     scheduler.last_epoch = done
     lrs = scheduler.lr_at(done) if hasattr(scheduler, "lr_at") else scheduler.get_lr()
     for group, lr in zip(optimizer.param_groups, lrs):
         group["lr"] = lr
     scheduler._last_lr = list(lrs)  # what get_last_lr() returns until the next step
+
+
+def _load_optimizer_state_per_parameter(
+    trainer: DefaultTrainer, saved_state: Dict[str, Any], saved_config: Optional[str]
+) -> None:
+    """Give each parameter the optimizer state (moments, step) it had in the saved run.
+
+    An optimizer state dict refers to parameters by position in its own grouping, which
+    depends on the config (parameters with equal settings share a group). So the saving
+    run's optimizer is rebuilt from its config over this model, loaded, and its state handed
+    over parameter by parameter; this optimizer keeps its own groups and settings.
+    """
+    optimizer = trainer.optimizer
+    model = unwrap_model(trainer.model)
+    if saved_config:
+        donor_cfg = type(trainer.cfg).load_cfg(saved_config)
+        donor = trainer.build_optimizer(donor_cfg, model)
+    else:  # no config stored: assume this run's grouping
+        donor = trainer.build_optimizer(trainer.cfg, model)
+    try:
+        donor.load_state_dict(saved_state)
+    except ValueError as e:
+        raise ValueError(
+            f"The trial checkpoint's optimizer state does not fit this model ({e}); the searched "
+            "keys must not change the model's structure."
+        ) from None
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if param in donor.state:
+                optimizer.state[param] = donor.state[param]
 
 
 def trial_config(
