@@ -240,6 +240,17 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
     name = experiment_name(cfg, options)
     exp_path = os.path.join(cfg.OUTPUT_DIR, name)
 
+    exists = os.path.exists(os.path.join(exp_path, "tuner.pkl"))
+    if options.resume and not exists:
+        raise FileNotFoundError(
+            f"--resume: there is no search to continue in '{exp_path}'; run it without "
+            "--resume first (same OUTPUT_DIR and --srch-algo / TUNE.NAME)."
+        )
+    if not options.resume and exists:
+        raise FileExistsError(
+            f"A search already exists in '{exp_path}'; add --resume to continue it, or choose "
+            "another OUTPUT_DIR or TUNE.NAME."
+        )
     connect_ray(options.address)
     from ray import tune
 
@@ -250,19 +261,9 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
         resources,
     )
     if options.resume:
-        if not tune.Tuner.can_restore(exp_path):
-            raise FileNotFoundError(
-                f"--resume: there is no search to continue in '{exp_path}'; run it without "
-                "--resume first (same OUTPUT_DIR and --srch-algo / TUNE.NAME)."
-            )
         logger.info(f"Continuing the search in {exp_path}")
         tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True)
         return tuner.fit()
-    if os.path.exists(os.path.join(exp_path, "tuner.pkl")):
-        raise FileExistsError(
-            f"A search already exists in '{exp_path}'; add --resume to continue it, or choose "
-            "another OUTPUT_DIR or TUNE.NAME."
-        )
     max_concurrent = int(cfg.TUNE.MAX_CONCURRENT)
     tuner = tune.Tuner(
         trainable,
