@@ -133,6 +133,13 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         if row["status"] == "failed":
             print(f"trial {row['trial']} failed: {row['error']} (log: {row['log']})", flush=True)
     print(format_table(rows, params), flush=True)
+    finished = sum(r["status"] in ("completed", "stopped early", "failed") for r in rows)
+    if finished < options.num_trials:
+        print(
+            f"The search is incomplete: {finished} of {options.num_trials} trials finished. "
+            "Continue it with the same command and --resume.",
+            flush=True,
+        )
     files = write_results(rows, params, folder)
     files["plot"] = plot_search(rows, os.path.join(folder, "search_plot.png"))
     best = best_row(rows)

@@ -42,6 +42,4 @@ def add_tune_config(cfg: CfgNode) -> CfgNode:
     cfg.TUNE.PERTURBATION_INTERVAL = 1
     # Checkpoints (full trainer state) kept per trial.
     cfg.TUNE.NUM_TO_KEEP = 2
-    # Data-parallel training processes per trial (ray.train TorchTrainer when > 1).
-    cfg.TUNE.WORKERS_PER_TRIAL = 1
     return cfg

@@ -137,15 +137,17 @@ def format_table(rows: Sequence[TrialRow], params: Sequence[Param]) -> str:
             r["trial"],
             r["status"],
             *[_short(r[p.key]) for p in params],
-            r["r1"],
-            r["map"],
-            r["score"],
+            *[_fixed(r[k]) for k in ("r1", "map", "score")],
             r["epochs"],
-            None if r["time_s"] is None else round(r["time_s"]),
+            "-" if r["time_s"] is None else f"{r['time_s']:.0f}",
         ]
         for r in ordered
     ]
-    return tabulate(body, headers=headers, floatfmt=".2f", missingval="-")
+    return tabulate(body, headers=headers, disable_numparse=True)
+
+
+def _fixed(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _short(value: Any) -> Any:
