@@ -40,6 +40,6 @@ def add_tune_config(cfg: CfgNode) -> CfgNode:
     cfg.TUNE.REDUCTION_FACTOR = 3
     # PBT: reports between two exploit/explore steps.
     cfg.TUNE.PERTURBATION_INTERVAL = 1
-    # Checkpoints (full trainer state) kept per trial.
+    # Checkpoints (full trainer state) kept per trial; PBT keeps all (exploits load them).
     cfg.TUNE.NUM_TO_KEEP = 2
     return cfg

@@ -72,7 +72,7 @@ def collect_rows(result_grid: Any, params: Sequence[Param], max_reports: int) ->
             status = "stopped early" if reports else "not run"
         config = result.config or {}
         row: TrialRow = {
-            "trial": metrics.get("trial_id") or _trial_id(trial_id),
+            "trial": _trial_id(trial_id) or metrics.get("trial_id") or trial_id,
             "status": status,
             **{p.key: p.decode(config[p.key]) if p.key in config else None for p in params},
             "r1": _num(metrics.get("r1")),
@@ -105,7 +105,7 @@ def collect_rows(result_grid: Any, params: Sequence[Param], max_reports: int) ->
 def _trial_id(folder_name: str) -> str:
     """Ray names a trial folder ``run_trial_<trial id>_<index>_<values>_<date>``."""
     match = re.match(r"run_trial_([0-9a-f]+(?:_\d{5})?)_\d+_", folder_name)
-    return match.group(1) if match else folder_name
+    return match.group(1) if match else ""
 
 
 def _error_line(error: BaseException) -> str:

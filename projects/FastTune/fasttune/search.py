@@ -220,7 +220,7 @@ def build_scheduler(name: str, cfg: CfgNode, params: Sequence[Param]) -> Any:
         return schedulers.PopulationBasedTraining(
             time_attr=TIME_ATTR,
             perturbation_interval=max(1, int(cfg.TUNE.PERTURBATION_INTERVAL)),
-            hyperparam_mutations={p.key: p.to_ray() for p in params},
+            hyperparam_mutations={p.key: p.to_pbt() for p in params},
         )
     raise ValueError(f"Unknown scheduler '{name}'; use one of {', '.join(SCHEDULERS)}.")
 
@@ -265,6 +265,8 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
         tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True)
         return tuner.fit()
     max_concurrent = int(cfg.TUNE.MAX_CONCURRENT)
+    # PBT restores trials from other trials' checkpoints, which must still exist then.
+    keep = None if scheduler_name == "pbt" else max(1, int(cfg.TUNE.NUM_TO_KEEP))
     tuner = tune.Tuner(
         trainable,
         param_space={p.key: p.to_ray() for p in params},
@@ -280,7 +282,7 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
         run_config=tune.RunConfig(
             name=name,
             storage_path=cfg.OUTPUT_DIR,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=max(1, int(cfg.TUNE.NUM_TO_KEEP))),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=1,
         ),

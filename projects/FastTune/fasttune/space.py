@@ -88,8 +88,16 @@ class Param:
             return tune.choice([_encode(v) for v in self.args])
         return getattr(tune, self.dist)(*self.args)
 
+    def to_pbt(self) -> Any:
+        """What PBT's explore step perturbs: the list of choices (it moves to a neighbour) or
+        the domain (it scales the value by 0.8 / 1.2 or resamples; :meth:`decode` clips)."""
+        if self.dist == "choice":
+            return [_encode(v) for v in self.args]
+        return self.to_ray()
+
     def decode(self, sampled: Any) -> Any:
-        """The config value for a value the searcher proposed."""
+        """The config value for a value the searcher proposed. Numbers are clipped to the
+        range and rounded to the step (PBT's perturbations can leave both)."""
         if self.dist == "choice":
             for v in self.args:
                 if _encode(v) == sampled or (
@@ -99,9 +107,18 @@ class Param:
             raise ValueError(
                 f"TUNE.SPACE: {sampled!r} is not one of the choices for {self.key} {list(self.args)}."
             )
+        low, high = self.args[0], self.args[1]
+        value = float(sampled)
+        if self.dist == "randint":
+            value = float(min(max(round(value), low), high - 1))
+        elif self.dist == "quniform":
+            q = self.args[2]
+            value = min(max(round(value / q) * q, low), high)
+        else:
+            value = min(max(value, low), high)
         if isinstance(self.default, int) and not isinstance(self.default, bool):
-            return int(round(float(sampled)))
-        return float(sampled)
+            return int(round(value))
+        return value
 
     def describe(self) -> str:
         return f"{self.key}: {self.dist}{list(self.args)}"

@@ -204,3 +204,22 @@ def test_importing_the_project_does_not_import_ray():
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_pbt_perturbations_are_clipped_to_the_range_and_choices_mutate_as_lists():
+    uniform, randint, quniform, choice = parse_space(
+        tune_cfg(),
+        {
+            "INPUT.REA.PROB": ["uniform", 0.0, 0.8],
+            "DATALOADER.NUM_INSTANCE": ["randint", 2, 9],
+            "MODEL.HEADS.MARGIN": ["quniform", 0.1, 0.5, 0.1],
+            "SOLVER.IMS_PER_BATCH": ["choice", [32, 64]],
+        },
+    )
+    assert uniform.decode(0.96) == 0.8 and uniform.decode(0.3) == 0.3
+    assert randint.decode(10.8) == 8 and randint.decode(1.6) == 2 and randint.decode(4.4) == 4
+    assert quniform.decode(0.57) == pytest.approx(0.5) and quniform.decode(0.23) == pytest.approx(
+        0.2
+    )
+    assert choice.to_pbt() == [32, 64]  # PBT moves to a neighbouring choice
+    assert uniform.to_pbt().lower == 0.0 and uniform.to_pbt().upper == 0.8
