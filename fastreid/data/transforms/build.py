@@ -25,7 +25,10 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
 
     Train order (as FastReID): AutoAugment -> resize -> random resized crop -> pad + random
     crop -> flip -> color jitter -> affine -> AugMix -> to float -> random erasing -> random
-    patch. Test: resize -> to float.
+    patch. Test: resize -> center crop (with ``INPUT.CROP.ENABLED``) -> to float.
+
+    Sizes follow FastReID: ``[h, w]``; a single value ``[s]`` resizes the shorter side to
+    ``s``; ``[0]`` does not resize.
     """
     cfg_in = cfg.INPUT
     steps: list = []
@@ -39,6 +42,8 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
                     antialias=True,
                 )
             )
+        if cfg_in.CROP.ENABLED:
+            steps.append(T.CenterCrop(_size(cfg_in.CROP.SIZE)))
         return T.Compose(steps + to_dtype)
 
     size_train = cfg_in.SIZE_TRAIN
