@@ -44,7 +44,8 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
             )
         if cfg_in.CROP.ENABLED:
             steps.append(T.CenterCrop(_size(cfg_in.CROP.SIZE)))
-        return T.Compose(steps + to_dtype)
+        # SIZE [0] and uint8 output: nothing to do, but Compose needs one step.
+        return T.Compose(steps + to_dtype or [T.Identity()])
 
     size_train = cfg_in.SIZE_TRAIN
     if cfg_in.AUTOAUG.ENABLED and cfg_in.AUTOAUG.PROB > 0:
@@ -88,4 +89,4 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
         steps.append(T.RandomErasing(p=cfg_in.REA.PROB, value=value))
     if cfg_in.RPT.ENABLED:
         steps.append(RandomPatch(prob_happen=cfg_in.RPT.PROB))
-    return T.Compose(steps)
+    return T.Compose(steps or [T.Identity()])
