@@ -285,7 +285,10 @@ class DefaultTrainer(TrainerBase):
     (the global batch); ``SOLVER.MAX_EPOCH``, ``SOLVER.CHECKPOINT_PERIOD`` and
     ``TEST.EVAL_PERIOD`` count epochs.
 
-    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`.
+    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`, and
+    the seams of ``__init__``: :meth:`build_extra_optimizers` (more optimizers and LR
+    schedules), :meth:`build_step_trainer` (the iteration), :meth:`build_checkpointer`
+    (per-process state) and :meth:`build_hooks`.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
@@ -476,7 +479,8 @@ class DefaultTrainer(TrainerBase):
 
     # -- hooks and writers -----------------------------------------------------------------
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
-        """Default hooks, in order: IterationTimer, LRScheduler, LayerFreeze, PreciseBN,
+        """Default hooks, in order: IterationTimer, LRScheduler (one more per extra optimizer
+        with a scheduler), LayerFreeze, PreciseBN,
         EvalHook, PeriodicCheckpointer (after EvalHook so model_best uses this epoch's
         metric), PeriodicWriter, ProgressBar."""
         cfg = self.cfg
