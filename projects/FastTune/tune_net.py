@@ -124,6 +124,14 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     started_here = not ray.is_initialized()
     try:
         grid = run_search(base, params, options)
+    except (RuntimeError, ray.exceptions.RayError) as e:
+        # Ray itself failed (a lost node, workers killed for memory, ...): the trials'
+        # checkpoints are kept, so the search can go on from where it stopped.
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SystemExit(
+            f"error: the search stopped: {first_line}\nContinue it with the same command and "
+            f"--resume (results so far: {folder})."
+        ) from None
     finally:
         if started_here and ray.is_initialized():
             ray.shutdown()
