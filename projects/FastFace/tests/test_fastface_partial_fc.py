@@ -140,30 +140,31 @@ def test_labels_outside_the_classes_name_the_key():
         pfc(feats, targets)
 
 
-def _worker(rank, world, port, rate, out_dir):
+def _worker(rank, world, port, rates, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
         feats, targets = data(5)
         b = N // world
-        local_f = feats[rank * b : (rank + 1) * b].clone().requires_grad_(True)
-        pfc = PartialFC(C, D, sample_rate=rate, seed=2)
-        pfc.build_optimizer(lr=0.1)
-        loss = pfc(local_f, targets[rank * b : (rank + 1) * b])
-        loss.backward()
-        index = pfc._index
-        rows = torch.arange(pfc.num_local) if index is None else index
-        torch.save(
-            {
-                "loss": loss.detach(),
-                "feat_grad": local_f.grad,
-                "weight": pfc.weight.clone(),
-                "rows": rows + pfc.class_start,
-                "sub_grad": pfc.sub_weight.grad,
-            },
-            os.path.join(out_dir, f"rank{rank}.pt"),
-        )
+        for rate in rates:
+            local_f = feats[rank * b : (rank + 1) * b].clone().requires_grad_(True)
+            pfc = PartialFC(C, D, sample_rate=rate, seed=2)
+            pfc.build_optimizer(lr=0.1)
+            loss = pfc(local_f, targets[rank * b : (rank + 1) * b])
+            loss.backward()
+            index = pfc._index
+            rows = torch.arange(pfc.num_local) if index is None else index
+            torch.save(
+                {
+                    "loss": loss.detach(),
+                    "feat_grad": local_f.grad,
+                    "weight": pfc.weight.clone(),
+                    "rows": rows + pfc.class_start,
+                    "sub_grad": pfc.sub_weight.grad,
+                },
+                os.path.join(out_dir, f"rate{rate}_rank{rank}.pt"),
+            )
     finally:
         dist.destroy_process_group()
 
@@ -174,10 +175,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pfc_gloo")
+    mp.spawn(_worker, args=(2, _free_port(), (1.0, 0.4), str(out)), nprocs=2, join=True)
+    return out
+
+
 @pytest.mark.parametrize("rate", [1.0, 0.4])
-def test_two_gloo_processes_equal_one_softmax_over_the_sampled_classes(tmp_path, rate):
-    mp.spawn(_worker, args=(2, _free_port(), rate, str(tmp_path)), nprocs=2, join=True)
-    outs = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+def test_two_gloo_processes_equal_one_softmax_over_the_sampled_classes(two_process_results, rate):
+    outs = [torch.load(two_process_results / f"rate{rate}_rank{r}.pt") for r in range(2)]
     feats, targets = data(5)
     weight = torch.cat([o["weight"] for o in outs]).requires_grad_(True)
     columns = torch.cat([o["rows"] for o in outs])
