@@ -90,7 +90,12 @@ class RecFaceDataset(Dataset):
         image = decode_face(payload, where)
         if self.transform is not None:
             image = self.transform(image)
-        return {"images": image, "targets": label, "camids": 0, "img_paths": f"{self.rec_path}#{key}"}
+        return {
+            "images": image,
+            "targets": label,
+            "camids": 0,
+            "img_paths": f"{self.rec_path}#{key}",
+        }
 
 
 @DATASET_REGISTRY.register()
@@ -115,8 +120,10 @@ class FaceFolder(ImageDataset):
         for identity in sorted(os.listdir(self.data_dir)):
             sub = os.path.join(self.data_dir, identity)
             if os.path.isdir(sub):
-                train += [(os.path.join(sub, n), f"{self.dataset_name}_{identity}", "0")
-                          for n in list_images(sub)]
+                train += [
+                    (os.path.join(sub, n), f"{self.dataset_name}_{identity}", "0")
+                    for n in list_images(sub)
+                ]
         if not train:
             raise DatasetNotFoundError(
                 f"No images under {self.data_dir}; expected layout:\n{self.layout}"
@@ -204,4 +211,9 @@ class PairImageDataset(Dataset):
         image = decode_face(self.images[i], f"{self.where} image {i}")
         if self.transform is not None:
             image = self.transform(image)
-        return {"images": image, "targets": i // 2, "camids": i % 2, "img_paths": f"{self.where}#{i}"}
+        return {
+            "images": image,
+            "targets": i // 2,
+            "camids": i % 2,
+            "img_paths": f"{self.where}#{i}",
+        }

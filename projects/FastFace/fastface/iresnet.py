@@ -36,9 +36,7 @@ class IBasicBlock(nn.Module):
     """Pre-activation-style basic block of iResNet, optionally with squeeze-and-excitation on
     the residual branch (before the sum)."""
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, with_se: bool = False
-    ) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, with_se: bool = False) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes, eps=_BN_EPS)
         self.conv1 = nn.Conv2d(inplanes, planes, 3, 1, 1, bias=False)

@@ -85,8 +85,10 @@ class _ShardedCrossEntropy(torch.autograd.Function):
     def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _, world = _world()
         logits = logits.float()
-        row_max = logits.max(dim=1).values if logits.shape[1] else logits.new_full(
-            (logits.shape[0],), -float("inf")
+        row_max = (
+            logits.max(dim=1).values
+            if logits.shape[1]
+            else logits.new_full((logits.shape[0],), -float("inf"))
         )
         if world > 1:
             dist.all_reduce(row_max, op=dist.ReduceOp.MAX)
@@ -180,7 +182,10 @@ class PartialFC(nn.Module):
     ) -> torch.optim.SGD:
         """The centres' own SGD (one parameter group; LR schedulers work on it as usual)."""
         opt = torch.optim.SGD(
-            [self.sub_weight], lr=lr, momentum=momentum, weight_decay=weight_decay,
+            [self.sub_weight],
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
             nesterov=nesterov,
         )
         self._optimizer = opt
@@ -198,9 +203,7 @@ class PartialFC(nn.Module):
         if positive.numel() >= self.num_sample:
             index = positive
         else:
-            scores = torch.rand(
-                self.num_local, generator=self.generator, device=self.weight.device
-            )
+            scores = torch.rand(self.num_local, generator=self.generator, device=self.weight.device)
             scores[positive] = 2.0  # positives first
             index = torch.topk(scores, self.num_sample).indices.sort().values
         remapped = torch.searchsorted(index, columns.clamp(min=0))

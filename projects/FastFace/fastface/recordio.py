@@ -123,7 +123,7 @@ class RecordWriter:
         self._rec.close()
         self._idx.close()
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -307,5 +307,7 @@ class FaceRecIndex:
     def sample(self, index: int) -> Tuple[RecordHeader, bytes, int]:
         """``(header, image bytes, class id)`` of the ``index``-th image."""
         key = self.image_keys[index]
-        header, payload = unpack_record(self.reader.read(key), f"{self.reader.rec_path} record {key}")
+        header, payload = unpack_record(
+            self.reader.read(key), f"{self.reader.rec_path} record {key}"
+        )
         return header, payload, self._label(header)

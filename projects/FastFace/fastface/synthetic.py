@@ -32,8 +32,13 @@ from .recordio import write_face_rec
 __all__ = ["FaceIdentity", "random_identity", "render_face", "generate_synthetic_faces", "main"]
 
 SIZE = 112
-SKIN = np.array([(240, 210, 185), (215, 170, 135), (175, 125, 90), (120, 80, 55), (90, 60, 40)], np.float32)
-HAIR = np.array([(20, 18, 16), (70, 45, 30), (140, 90, 50), (210, 180, 120), (160, 160, 160), (120, 40, 30)], np.float32)
+SKIN = np.array(
+    [(240, 210, 185), (215, 170, 135), (175, 125, 90), (120, 80, 55), (90, 60, 40)], np.float32
+)
+HAIR = np.array(
+    [(20, 18, 16), (70, 45, 30), (140, 90, 50), (210, 180, 120), (160, 160, 160), (120, 40, 30)],
+    np.float32,
+)
 IRIS = np.array([(60, 40, 25), (40, 90, 150), (60, 120, 70), (90, 90, 90)], np.float32)
 FRAMES = np.array([(15, 15, 15), (130, 30, 30), (30, 60, 140), (170, 140, 60)], np.float32)
 
@@ -142,7 +147,9 @@ def render_face(ident: FaceIdentity, rng: np.random.Generator) -> np.ndarray:
     fw, fh = ident.face_w, ident.face_h
     if ident.hair_style in (1, 2):  # long or medium hair behind the head
         drop = 0.55 if ident.hair_style == 1 else 0.15
-        _paint(img, _ellipse(hu, v, 0, -0.08 + drop / 2, fw * 1.18, fh * 0.65 + drop / 2), ident.hair)
+        _paint(
+            img, _ellipse(hu, v, 0, -0.08 + drop / 2, fw * 1.18, fh * 0.65 + drop / 2), ident.hair
+        )
     # Face outline: an ellipse whose lower half narrows (jaw > 0) or widens (jaw < 0).
     ru = fw * (1 - ident.jaw * np.clip(v / fh, 0, 1) * 2)
     face = _soft((np.sqrt((hu / ru) ** 2 + ((v - 0.02) / fh) ** 2) - 1.0) * fw)
@@ -153,7 +160,9 @@ def render_face(ident: FaceIdentity, rng: np.random.Generator) -> np.ndarray:
         chin = face * _soft(ident.mouth_y - 0.06 - v, 0.05)
         _paint(img, ident.beard * chin, ident.hair * 0.9)
     if ident.hair_style != 3:  # 3 = bald
-        cap = _ellipse(hu, v, 0, -0.2, fw * 1.06, fh * 0.75) * (v < ident.fringe + 0.15 * np.abs(hu))
+        cap = _ellipse(hu, v, 0, -0.2, fw * 1.06, fh * 0.75) * (
+            v < ident.fringe + 0.15 * np.abs(hu)
+        )
         _paint(img, cap, ident.hair)
 
     # Eyes with iris and lids; brows.
@@ -163,10 +172,23 @@ def render_face(ident: FaceIdentity, rng: np.random.Generator) -> np.ndarray:
         white = _ellipse(fu, v, cu, cv, ident.eye_r, ident.eye_r * open_v)
         _paint(img, white, (240, 240, 235))
         look = yaw * 0.02
-        _paint(img, white * _ellipse(fu, v, cu + look, cv, ident.eye_r * 0.5, ident.eye_r * 0.5), ident.iris)
-        _paint(img, white * _ellipse(fu, v, cu + look, cv, ident.eye_r * 0.2, ident.eye_r * 0.2), (10, 10, 10))
+        _paint(
+            img,
+            white * _ellipse(fu, v, cu + look, cv, ident.eye_r * 0.5, ident.eye_r * 0.5),
+            ident.iris,
+        )
+        _paint(
+            img,
+            white * _ellipse(fu, v, cu + look, cv, ident.eye_r * 0.2, ident.eye_r * 0.2),
+            (10, 10, 10),
+        )
         bu = fu - cu
-        bv = v - (cv - ident.brow_dy - side * ident.brow_tilt * bu * 0 - ident.brow_tilt * np.abs(bu) * 0.5)
+        bv = v - (
+            cv
+            - ident.brow_dy
+            - side * ident.brow_tilt * bu * 0
+            - ident.brow_tilt * np.abs(bu) * 0.5
+        )
         brow = _soft(np.maximum(np.abs(bu) - ident.eye_r * 1.3, np.abs(bv) - ident.brow_w))
         _paint(img, brow, ident.hair * 0.7)
         if ident.glasses:
@@ -177,7 +199,11 @@ def render_face(ident: FaceIdentity, rng: np.random.Generator) -> np.ndarray:
             )
             _paint(img, _soft(np.abs(d) - 0.012), ident.frame)
     if ident.glasses:
-        bridge = _soft(np.maximum(np.abs(fu) - (ident.eye_dx - ident.eye_r * 1.6), np.abs(v - ident.eye_y) - 0.01))
+        bridge = _soft(
+            np.maximum(
+                np.abs(fu) - (ident.eye_dx - ident.eye_r * 1.6), np.abs(v - ident.eye_y) - 0.01
+            )
+        )
         _paint(img, bridge, ident.frame)
 
     # Nose (a shaded wedge) and mouth (a curved band, open mouth darker inside).
@@ -186,14 +212,20 @@ def render_face(ident: FaceIdentity, rng: np.random.Generator) -> np.ndarray:
     frac = np.clip((v - nv0) / ident.nose_len, 0, 1)
     nose = _soft(np.abs(fu + yaw * 0.05 * frac) - ident.nose_w * frac) * within
     _paint(img, nose * 0.35, ident.skin * 0.6)
-    _paint(img, _ellipse(fu, v, 0, nv0 + ident.nose_len, ident.nose_w * 0.9, 0.025), ident.skin * 0.7)
+    _paint(
+        img, _ellipse(fu, v, 0, nv0 + ident.nose_len, ident.nose_w * 0.9, 0.025), ident.skin * 0.7
+    )
     mu = fu / ident.mouth_w
     curve = ident.mouth_y - smile * 0.05 * (1 - np.clip(mu**2, 0, 1))
     band = 0.018 + mouth_open * 0.05
     mouth = _soft(np.maximum(np.abs(mu) - 1, 0) * ident.mouth_w + np.abs(v - curve) - band)
     _paint(img, mouth, ident.lips)
     if mouth_open > 0.05:
-        _paint(img, _soft(np.maximum(np.abs(mu) - 0.8, 0) * ident.mouth_w + np.abs(v - curve) - band * 0.6), (60, 20, 20))
+        _paint(
+            img,
+            _soft(np.maximum(np.abs(mu) - 0.8, 0) * ident.mouth_w + np.abs(v - curve) - band * 0.6),
+            (60, 20, 20),
+        )
     mu_, mv_, has_mole = ident.mole
     if has_mole:
         _paint(img, _ellipse(fu, v, mu_, mv_, 0.018, 0.018) * face, ident.skin * 0.45)

@@ -70,7 +70,9 @@ def kfold_accuracy(
     if len(dist) != len(issame):
         raise ValueError(f"{len(dist)} pair distances for {len(issame)} labels.")
     if len(dist) < folds:
-        raise ValueError(f"{folds}-fold verification needs at least {folds} pairs, got {len(dist)}.")
+        raise ValueError(
+            f"{folds}-fold verification needs at least {folds} pairs, got {len(dist)}."
+        )
     index = np.arange(len(dist))
     accs, best, tprs, fprs = [], [], [], []
     for test in np.array_split(index, folds):
@@ -100,11 +102,11 @@ def tar_at_far(
     return tpr_at_fpr(-dist[issame], -dist[~issame], fars)
 
 
-def verification_metrics(features: torch.Tensor, issame: np.ndarray) -> "OrderedDict[str, float]":
+def verification_metrics(features: torch.Tensor, issame: np.ndarray) -> OrderedDict[str, float]:
     """Accuracy / Threshold / TAR@FAR (percent) / metric from pair features."""
     dist = pair_distances(features)
     folds = kfold_accuracy(dist, issame)
-    results: "OrderedDict[str, float]" = OrderedDict()
+    results: OrderedDict[str, float] = OrderedDict()
     results["Accuracy"] = float(folds["accuracy"].mean() * 100)
     results["Accuracy_std"] = float(folds["accuracy"].std() * 100)
     results["Threshold"] = float(folds["threshold"].mean())
@@ -164,7 +166,7 @@ class FaceEvaluator(DatasetEvaluator):
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         self._features.append(outputs.detach().float().cpu())
 
-    def evaluate(self) -> "OrderedDict[str, float]":
+    def evaluate(self) -> OrderedDict[str, float]:
         feats = torch.cat(self._features) if self._features else torch.zeros(0, 1)
         if comm.get_world_size() > 1:
             # Contiguous shards per rank (InferenceSampler): rank order is image order.

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from projects.FastFace.fastface.datasets import PairImageDataset, RecFaceDataset, VERIFICATION_SETS
+from projects.FastFace.fastface.datasets import VERIFICATION_SETS, PairImageDataset, RecFaceDataset
 from projects.FastFace.fastface.pairs import PairFileError, read_pairs, write_pairs
 from projects.FastFace.fastface.recordio import (
     MAGIC,
@@ -192,7 +192,9 @@ def test_truncated_pair_file(tmp_path):
 
 def test_synthetic_sets_read_back_through_the_real_readers(tmp_path):
     out = str(tmp_path / "SyntheticFace")
-    counts = generate_synthetic_faces(out, num_train_ids=3, images_per_id=2, num_val_ids=4, num_pairs=20)
+    counts = generate_synthetic_faces(
+        out, num_train_ids=3, images_per_id=2, num_val_ids=4, num_pairs=20
+    )
     assert counts == {"train_images": 6, "train_ids": 3, "val_pairs": 20}
     train = RecFaceDataset(os.path.join(out, "train.rec"))
     assert train.num_classes == 3 and [train[i]["targets"] for i in range(6)] == [0, 0, 1, 1, 2, 2]

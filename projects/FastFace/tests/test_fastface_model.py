@@ -46,7 +46,7 @@ def test_r50_ir_matches_fastreid_features(tmp_path):
     cfg = face_cfg("r50_ir.yml", *golden["opts"])
     model = build_model(cfg)
     ours = set(model.state_dict())
-    assert ours == set(golden["keys"]), (ours ^ set(golden["keys"]))
+    assert ours == set(golden["keys"]), ours ^ set(golden["keys"])
     state = {}
     for key, shape in golden["keys"].items():
         if key in golden["kept"]:

@@ -113,7 +113,9 @@ def test_exact_resume_of_centres_momentum_sampling_and_schedule(tmp_path):
     pfc, opt, sched = build()
     run_steps(pfc, opt, sched, 2, 0)
     path = tmp_path / "pfc_rank0.pth"
-    torch.save({"pfc": pfc.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, path)
+    torch.save(
+        {"pfc": pfc.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, path
+    )
     straight = run_steps(pfc, opt, sched, 4, 100)
     pfc2, opt2, sched2 = build()
     state = torch.load(path, weights_only=False)
@@ -128,7 +130,9 @@ def test_exact_resume_of_centres_momentum_sampling_and_schedule(tmp_path):
 
 def test_shard_of_another_layout_is_refused():
     saved = PartialFC(C, D, rank=1, world_size=2).state_dict()
-    with pytest.raises(ValueError, match="rank 1 of 2 processes; this run is 37 classes, rank 0 of 1"):
+    with pytest.raises(
+        ValueError, match="rank 1 of 2 processes; this run is 37 classes, rank 0 of 1"
+    ):
         PartialFC(C, D).load_state_dict(saved)
 
 
