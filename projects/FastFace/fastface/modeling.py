@@ -72,7 +72,10 @@ def _build_face_backbone(cfg: CfgNode) -> nn.Module:
     """The backbone, checked against the flattened ``FEAT_DIM`` the FaceHead expects."""
     backbone = BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)(cfg)
     side = face_input_size(cfg)
-    cells = (side // 16) ** 2 if cfg.MODEL.HEADS.POOL_LAYER in ("Flatten", "flatten") else 1
+    out = side
+    for _ in range(4):  # four stride-2 3x3 convs with padding 1: ceil(n / 2) each
+        out = (out + 1) // 2
+    cells = out**2 if cfg.MODEL.HEADS.POOL_LAYER in ("Flatten", "flatten") else 1
     want = int(backbone.feat_dim) * cells
     if int(cfg.MODEL.BACKBONE.FEAT_DIM) != want:
         raise ValueError(

@@ -129,6 +129,9 @@ class PartialFC(nn.Module):
         rank, world_size: default to the initialised process group (or 0 / 1).
     """
 
+    # A shard differs per process: never averaged or broadcast across ranks.
+    per_rank_state = True
+
     def __init__(
         self,
         num_classes: int,
@@ -180,7 +183,11 @@ class PartialFC(nn.Module):
     def build_optimizer(
         self, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False
     ) -> torch.optim.SGD:
-        """The centres' own SGD (one parameter group; LR schedulers work on it as usual)."""
+        """The centres' own SGD (one parameter group; LR schedulers work on it as usual).
+
+        Its ``partial_fc`` attribute points back here. Between steps its state is only the
+        hyper-parameters: the momentum rows live in this module's ``weight_mom``.
+        """
         opt = torch.optim.SGD(
             [self.sub_weight],
             lr=lr,
@@ -188,6 +195,7 @@ class PartialFC(nn.Module):
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
+        opt.partial_fc = self  # type: ignore[attr-defined]
         self._optimizer = opt
         return opt
 

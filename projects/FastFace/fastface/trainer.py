@@ -1,11 +1,10 @@
 """FaceTrainer: DefaultTrainer with the insightface training set, pair-set evaluation and
 PartialFC (a second optimizer and LR schedule for the sharded class centres, saved per
-process next to every checkpoint)."""
+process next to every checkpoint), wired through the core's trainer seams."""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -15,9 +14,9 @@ from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.data.samplers import TrainingSampler
 from fastreid.data.transforms import build_transforms
-from fastreid.engine.defaults import DefaultTrainer
-from fastreid.engine.train_loop import HookBase, SimpleTrainer
-from fastreid.utils.file_io import ensure_dir
+from fastreid.engine.defaults import DefaultTrainer, ExtraOptimizer
+from fastreid.engine.train_loop import SimpleTrainer
+from fastreid.utils.checkpoint import Checkpointer
 
 from .datasets import VERIFICATION_SETS, PairImageDataset, RecFaceDataset
 from .partial_fc import PartialFC
@@ -28,7 +27,7 @@ __all__ = ["FaceTrainer", "PFCStepTrainer", "build_partial_fc"]
 logger = logging.getLogger("fastreid")
 
 
-def build_partial_fc(cfg: CfgNode, device: Optional[torch.device] = None) -> PartialFC:
+def build_partial_fc(cfg: CfgNode) -> PartialFC:
     """This process's PartialFC shard from ``MODEL.HEADS`` (NUM_CLASSES, EMBEDDING_DIM,
     CLS_LAYER, SCALE, MARGIN, PFC.SAMPLE_RATE, PFC.SEED)."""
     heads = cfg.MODEL.HEADS
@@ -110,28 +109,6 @@ class PFCStepTrainer(SimpleTrainer):
         self.record_losses({"loss_cls": loss}, loss, data_time)
 
 
-class _PFCHook(HookBase):
-    """Steps the centres' LR schedule every iteration and saves this process's shard
-    (centres, momentum, sampler state, optimizer and schedule) whenever the model is
-    checkpointed: ``OUTPUT_DIR/pfc/<checkpoint name>_rank<r>of<W>.pth``."""
-
-    def after_step(self) -> None:
-        trainer = self.trainer
-        trainer.storage.put_scalar(
-            "pfc_lr", trainer.pfc_optimizer.param_groups[0]["lr"], smoothing_hint=False
-        )
-        trainer.pfc_scheduler.step()
-
-    def after_epoch(self) -> None:
-        trainer = self.trainer
-        epoch = trainer.epoch
-        period = trainer.cfg.SOLVER.CHECKPOINT_PERIOD
-        if epoch + 1 == trainer.max_epoch:
-            trainer.save_pfc_shard("model_final")
-        elif period > 0 and (epoch + 1) % period == 0:
-            trainer.save_pfc_shard(f"model_{epoch:04d}")
-
-
 class FaceTrainer(DefaultTrainer):
     """DefaultTrainer for faces.
 
@@ -139,95 +116,73 @@ class FaceTrainer(DefaultTrainer):
       ``DATASETS.NAMES`` through the core loader (e.g. ``FaceFolder``).
     * ``MODEL.HEADS.NUM_CLASSES`` must be 0 (taken from the data) or the data's identity count.
     * Tests: the pair sets of ``DATASETS.TESTS`` with :class:`FaceEvaluator`.
-    * ``MODEL.HEADS.PFC.ENABLED``: the step of :class:`PFCStepTrainer`; the centres get their
-      own SGD (SOLVER.BASE_LR, MOMENTUM, WEIGHT_DECAY) and LR schedule (the same SOLVER curve),
-      and a per-process checkpoint beside each model checkpoint; ``resume`` restores them.
+    * ``MODEL.HEADS.PFC.ENABLED``: PartialFC through the core seams. The centres get their own
+      SGD (SOLVER.BASE_LR, MOMENTUM, WEIGHT_DECAY, NESTEROV) and LR schedule (the SOLVER
+      curve), an extra optimizer named ``pfc`` (lr logged as ``lr_pfc``); the step is
+      :class:`PFCStepTrainer`; the shard, its optimizer and schedule are saved by every
+      process in ``<checkpoint>_rank{r}.pth`` and restored by ``resume``.
     """
 
-    def __init__(self, cfg: CfgNode) -> None:
-        super().__init__(cfg)
-        self.pfc: Optional[PartialFC] = None
-        if not self.cfg.MODEL.HEADS.PFC.ENABLED:
-            return
-        cfg = self.cfg
+    pfc: Optional[PartialFC] = None
+
+    @classmethod
+    def build_extra_optimizers(
+        cls, cfg: CfgNode, model: nn.Module, iters_per_epoch: int
+    ) -> Dict[str, ExtraOptimizer]:
+        if not cfg.MODEL.HEADS.PFC.ENABLED:
+            return {}
         if str(cfg.SOLVER.OPT) != "SGD":
             raise ValueError(
                 f"PartialFC trains its centres with SGD; SOLVER.OPT is {cfg.SOLVER.OPT}. Set "
                 "SOLVER.OPT SGD or MODEL.HEADS.PFC.ENABLED False."
             )
-        self.pfc = build_partial_fc(cfg)
-        self.pfc_optimizer = self.pfc.build_optimizer(
+        pfc = build_partial_fc(cfg)
+        logger.info(f"PartialFC: {pfc}")
+        opt = pfc.build_optimizer(
             cfg.SOLVER.BASE_LR,
             cfg.SOLVER.MOMENTUM,
             cfg.SOLVER.WEIGHT_DECAY,
             bool(cfg.SOLVER.NESTEROV),
         )
-        self.pfc_scheduler = self.build_lr_scheduler(cfg, self.pfc_optimizer, self.iters_per_epoch)
-        old = self._trainer
-        self._trainer = PFCStepTrainer(
-            old.model,
-            old.data_loader,
-            old.optimizer,
+        sched = cls.build_lr_scheduler(cfg, opt, iters_per_epoch)
+        return {"pfc": ExtraOptimizer(opt, sched, per_rank=True)}
+
+    def build_step_trainer(
+        self, cfg: CfgNode, model: nn.Module, data_loader: Any, optimizer: torch.optim.Optimizer
+    ) -> SimpleTrainer:
+        extra = self.extra_optimizers.get("pfc")
+        if extra is None:
+            return super().build_step_trainer(cfg, model, data_loader, optimizer)
+        self.pfc = extra.optimizer.partial_fc
+        # The default step (SimpleTrainer / AMPTrainer) gives the autocast and scaler settings.
+        saved, self.extra_optimizers = self.extra_optimizers, {}
+        default = super().build_step_trainer(cfg, model, data_loader, optimizer)
+        self.extra_optimizers = saved
+        return PFCStepTrainer(
+            model,
+            data_loader,
+            optimizer,
             self.pfc,
-            self.pfc_optimizer,
-            autocast=(old.device_type, old.dtype) if hasattr(old, "dtype") else None,
-            grad_scaler=getattr(old, "grad_scaler", None),
-            grad_clipper=old.grad_clipper,
-            log_period=old.log_period,
-            data_seed=old.data_stream.seed,
-        )
-        self.register_hooks([_PFCHook()])
-        logger.info(f"PartialFC: {self.pfc}")
-
-    # -- per-process centre shards ---------------------------------------------------------
-    def _pfc_path(self, name: str) -> str:
-        pfc = self.pfc
-        assert pfc is not None
-        return os.path.join(
-            self.cfg.OUTPUT_DIR, "pfc", f"{name}_rank{pfc.rank}of{pfc.world_size}.pth"
+            extra.optimizer,
+            autocast=(default.device_type, default.dtype) if hasattr(default, "dtype") else None,
+            grad_scaler=getattr(default, "grad_scaler", None),
+            grad_clipper=default.grad_clipper,
+            log_period=default.log_period,
+            data_seed=default.data_stream.seed,
         )
 
-    def pfc_state(self) -> Dict[str, Any]:
-        assert self.pfc is not None
-        return {
-            "pfc": self.pfc.state_dict(),
-            "optimizer": self.pfc_optimizer.state_dict(),
-            "scheduler": self.pfc_scheduler.state_dict(),
-        }
-
-    def save_pfc_shard(self, name: str) -> str:
-        """Write this process's shard for the checkpoint ``name`` (atomically)."""
-        path = self._pfc_path(name)
-        ensure_dir(os.path.dirname(path), what="OUTPUT_DIR/pfc")
-        tmp = path + ".tmp"
-        torch.save(self.pfc_state(), tmp)
-        os.replace(tmp, path)
-        return path
-
-    def load_pfc_shard(self, name: str) -> None:
-        path = self._pfc_path(name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Resuming from {name} needs this process's PartialFC shard {path}; it is "
-                "missing (was the run made with another process count?). Resume with the same "
-                "--num-gpus, or start without --resume."
-            )
-        state = torch.load(path, map_location=self.pfc.weight.device, weights_only=False)
-        self.pfc.load_state_dict(state["pfc"])
-        self.pfc_optimizer.load_state_dict(state["optimizer"])
-        self.pfc_scheduler.load_state_dict(state["scheduler"])
-        logger.info(f"PartialFC shard restored from {path}")
-
-    def resume_or_load(self, resume: bool = True) -> None:
-        resuming = resume and self.checkpointer.has_checkpoint()
-        name = (
-            os.path.splitext(os.path.basename(self.checkpointer.get_checkpoint_file()))[0]
-            if resuming
-            else None
-        )
-        super().resume_or_load(resume)
-        if self.pfc is not None and name is not None:
-            self.load_pfc_shard(name)
+    @classmethod
+    def build_checkpointer(
+        cls,
+        cfg: CfgNode,
+        model: nn.Module,
+        checkpointables: Dict[str, Any],
+        per_rank_state: Dict[str, Any],
+    ) -> Checkpointer:
+        opt = per_rank_state.get("optimizer_pfc")
+        if opt is not None:  # the centre shard itself goes with its optimizer and schedule
+            per_rank_state = dict(per_rank_state, pfc=opt.partial_fc)
+        return super().build_checkpointer(cfg, model, checkpointables, per_rank_state)
 
     # -- data ---------------------------------------------------------------------------------
     @classmethod

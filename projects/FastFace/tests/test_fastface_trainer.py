@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fastreid.config import get_cfg
+from fastreid.utils.checkpoint import CheckpointError
 from fastreid.utils.env import seed_all_rng
 from projects.FastFace.fastface import add_face_config
 from projects.FastFace.fastface.synthetic import generate_synthetic_faces
@@ -34,7 +35,7 @@ def make_cfg(root, out, *opts):
             "DATASETS.ROOT", str(root),
             "DATASETS.REC_PATH", str(root / "SyntheticFace" / "train.rec"),
             "MODEL.BACKBONE.DEPTH", "18x-w4",
-            "MODEL.BACKBONE.FEAT_DIM", "1568",
+            "MODEL.BACKBONE.FEAT_DIM", "512",
             "MODEL.HEADS.EMBEDDING_DIM", "16",
             "SOLVER.IMS_PER_BATCH", "8",
             "SOLVER.MAX_EPOCH", "2",
@@ -57,22 +58,18 @@ def test_train_resume_and_evaluate(face_root, tmp_path):
     assert straight.pfc.num_classes == 6 and straight.pfc.num_sample == 3
     results = straight.train()
     assert 0.0 <= results["Accuracy"] <= 100.0 and "TAR@FAR=0.001" in results
-    assert os.path.isfile(tmp_path / "a" / "pfc" / "model_0000_rank0of1.pth")
-    assert os.path.isfile(tmp_path / "a" / "pfc" / "model_final_rank0of1.pth")
+    assert os.path.isfile(tmp_path / "a" / "model_0000_rank0.pth")
+    assert os.path.isfile(tmp_path / "a" / "model_final_rank0.pth")
     assert os.path.isfile(tmp_path / "a" / "visualization" / "SyntheticFaceVal_roc.png")
     # The centres' schedule dropped at epoch 1, like the backbone's.
-    assert straight.pfc_optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1)
+    pfc_opt = straight.extra_optimizers["pfc"].optimizer
+    assert pfc_opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1)
 
     # Resume from epoch 0's checkpoint: the same centres, momentum and model as straight on.
     out_b = tmp_path / "b"
     os.makedirs(out_b)
-    for name in ("model_0000.pth",):
+    for name in ("model_0000.pth", "model_0000_rank0.pth"):
         os.link(tmp_path / "a" / name, out_b / name)
-    os.makedirs(out_b / "pfc")
-    os.link(
-        tmp_path / "a" / "pfc" / "model_0000_rank0of1.pth",
-        out_b / "pfc" / "model_0000_rank0of1.pth",
-    )
     (out_b / "last_checkpoint").write_text("model_0000.pth")
     seed_all_rng(0)
     resumed = FaceTrainer(make_cfg(face_root, out_b))
@@ -91,7 +88,10 @@ def test_missing_shard_on_resume_names_it(face_root, tmp_path):
     out = tmp_path / "c"
     trainer = FaceTrainer(make_cfg(face_root, out, "SOLVER.MAX_EPOCH", "1"))
     trainer.checkpointer.save("model_0000", epoch=0)
-    with pytest.raises(FileNotFoundError, match="model_0000_rank0of1.pth"):
+    shard = torch.load(out / "model_0000_rank0.pth", weights_only=True)
+    assert set(shard) == {"pfc", "optimizer_pfc", "scheduler_pfc", "world_size"}
+    os.remove(out / "model_0000_rank0.pth")
+    with pytest.raises(CheckpointError, match="model_0000_rank0.pth"):
         FaceTrainer(make_cfg(face_root, out, "SOLVER.MAX_EPOCH", "1")).resume_or_load(resume=True)
 
 
