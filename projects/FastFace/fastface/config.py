@@ -12,8 +12,6 @@ def add_face_config(cfg: CfgNode) -> CfgNode:
 
     * ``DATASETS.REC_PATH``: an insightface ``train.rec``; its ``train.idx`` sits beside it.
       Empty: train on ``DATASETS.NAMES`` through the normal loader (e.g. ``FaceFolder``).
-    * ``DATASETS.REC_CLASSES_CHECK``: stop when the ``.rec`` header's identity count differs
-      from a non-zero ``MODEL.HEADS.NUM_CLASSES`` (FastReID only trusts NUM_CLASSES).
     * ``MODEL.BACKBONE.DROPOUT``: dropout after the iResNet's last BN.
     * ``MODEL.HEADS.PFC.ENABLED`` / ``SAMPLE_RATE``: PartialFC (class centres sharded over the
       processes, a sampled share of the negatives per step).
@@ -22,7 +20,6 @@ def add_face_config(cfg: CfgNode) -> CfgNode:
     frozen = cfg.is_frozen()
     cfg.defrost()
     cfg.DATASETS.REC_PATH = ""
-    cfg.DATASETS.REC_CLASSES_CHECK = True
     cfg.MODEL.BACKBONE.DROPOUT = 0.0
     cfg.MODEL.HEADS.PFC = CfgNode()
     cfg.MODEL.HEADS.PFC.ENABLED = False

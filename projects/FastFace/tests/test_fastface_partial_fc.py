@@ -202,3 +202,10 @@ def test_two_gloo_processes_equal_one_softmax_over_the_sampled_classes(two_proce
     # Each process gets world_size x its rows of the global gradient (DDP then averages).
     local = torch.cat([o["feat_grad"] for o in outs]) / 2
     close(local, f.grad)
+
+
+def test_benchmark_case_runs_and_reports_memory():
+    from projects.FastFace.benchmarks.bench_partial_fc import run_one
+
+    row = run_one(dict(classes=1000, rate=0.3, dim=16, batch=8, steps=1, device="cpu"))
+    assert row["num_sample"] == 300 and row["step_ms"] > 0 and row["peak_mb"] > 0
