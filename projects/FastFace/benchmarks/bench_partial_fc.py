@@ -135,7 +135,7 @@ def main(argv: List[str] = None) -> None:
             )
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"device": args.device, "torch_threads": None, "rows": rows}, f, indent=1)
+        json.dump({"device": args.device, "rows": rows}, f, indent=1)
     print(f"wrote {args.out}")
 
 
