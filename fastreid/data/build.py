@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Sampler
@@ -23,7 +23,6 @@ __all__ = [
     "build_reid_train_loader",
     "build_train_sampler",
     "fast_batch_collator",
-    "ReidDataLoader",
 ]
 
 _SAMPLERS = (
@@ -53,21 +52,6 @@ def fast_batch_collator(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
         else:
             batch[key] = values
     return batch
-
-
-class ReidDataLoader(DataLoader):
-    """A DataLoader whose workers send uint8 images; batches are converted to float32 here.
-
-    Shipping uint8 from the worker processes moves 4x less data than float32; the conversion of
-    a whole batch in the main process is one vectorised op.
-    """
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        for batch in super().__iter__():
-            images = batch.get("images")
-            if isinstance(images, torch.Tensor) and not images.is_floating_point():
-                batch["images"] = images.float()
-            yield batch
 
 
 def _datasets_root(cfg) -> str:
@@ -160,7 +144,7 @@ def build_reid_train_loader(
     if sampler is None:
         sampler = samplers.TrainingSampler(len(train_set))
     batch_sampler = BatchSampler(sampler, mini_batch_size, drop_last=True)
-    return ReidDataLoader(
+    return DataLoader(
         train_set,
         batch_sampler=batch_sampler,
         num_workers=num_workers,
@@ -179,16 +163,21 @@ def _test_loader_from_config(
     dataset = DATASET_REGISTRY.get(dataset_name)(
         root=_datasets_root(cfg), verbose=comm.is_main_process(), **kwargs
     )
+    if hasattr(dataset, "test_items"):
+        items, num_query = dataset.test_items()
+    else:  # a registered class that is not a fastreid Dataset: query/gallery lists
+        items, num_query = dataset.query + dataset.gallery, len(dataset.query)
     test_set = CommDataset(
-        dataset.query + dataset.gallery,
+        items,
         transforms,
         relabel=False,
         skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
     )
+    test_set.source, test_set.dataset_name = dataset, dataset_name
     return {
         "test_set": test_set,
         "test_batch_size": cfg.TEST.IMS_PER_BATCH,
-        "num_query": len(dataset.query),
+        "num_query": num_query,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
     }
 
@@ -208,7 +197,7 @@ def build_reid_test_loader(
     batch_sampler = BatchSampler(
         samplers.InferenceSampler(len(test_set)), mini_batch_size, drop_last=False
     )
-    loader = ReidDataLoader(
+    loader = DataLoader(
         test_set,
         batch_sampler=batch_sampler,
         num_workers=num_workers,
