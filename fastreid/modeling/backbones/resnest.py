@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import List, Optional
 
@@ -15,6 +16,8 @@ from ..layers.ibn import IBN
 from ..layers.splat import SplAtConv2d
 from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ResNeSt", "ResNeStBottleneck", "build_resnest_backbone"]
 
@@ -121,11 +124,10 @@ class ResNeSt(nn.Module):
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
-            pool: List[nn.Module] = []
-            if stride != 1:
-                pool = [nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)]
+            # FastReID's shortcut always starts with the pool (an identity at stride 1), so
+            # the conv and norm sit at indices 1 and 2 in its checkpoints.
             downsample = nn.Sequential(
-                *pool,
+                nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
                 nn.Conv2d(self.inplanes, planes * 4, 1, bias=False),
                 get_norm(bn_norm, planes * 4),
             )
@@ -168,9 +170,10 @@ def build_resnest_backbone(cfg: CfgNode) -> ResNeSt:
             f"{', '.join(RESNEST_DEPTHS)}."
         )
     if bb.WITH_SE or bb.WITH_NL:
-        raise ValueError(
-            "build_resnest_backbone has no SE / non-local option (split attention replaces them); "
-            "set MODEL.BACKBONE.WITH_SE and WITH_NL False."
+        # FastReID's *_S50 recipes inherit WITH_NL from Base-AGW/SBS and its ResNeSt ignores it.
+        logger.warning(
+            "build_resnest_backbone ignores MODEL.BACKBONE.WITH_SE / WITH_NL (as FastReID does): "
+            "split attention replaces them."
         )
     layers, stem_width = RESNEST_DEPTHS[depth]
     model = ResNeSt(layers, stem_width, bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN)
