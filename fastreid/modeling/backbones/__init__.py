@@ -1,6 +1,7 @@
 """Backbones: registered builders ``fn(cfg) -> nn.Module`` returning feature maps."""
 
 from .build import BACKBONE_REGISTRY, build_backbone, check_feat_dim
+from .effnet import EffNet, build_effnet_backbone
 from .efficientnet import build_efficientnet_backbone
 from .mobilenet import (
     MobileNetFeatures,
@@ -22,6 +23,7 @@ __all__ = [
     "BACKBONE_REGISTRY",
     "build_backbone",
     "check_feat_dim",
+    "EffNet",
     "LoadReport",
     "load_backbone_pretrain",
     "load_pretrained_weights",
@@ -35,6 +37,7 @@ __all__ = [
     "ResNeSt",
     "ResNet",
     "VisionTransformer",
+    "build_effnet_backbone",
     "build_efficientnet_backbone",
     "build_mobilenetv2_backbone",
     "build_mobilenetv3_backbone",
