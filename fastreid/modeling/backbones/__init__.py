@@ -17,6 +17,7 @@ from .regnet import RegNetFeatures, build_torchvision_regnet_backbone
 from .repvgg import RepVGG, build_repvgg_backbone
 from .resnest import ResNeSt, build_resnest_backbone
 from .resnet import ResNet, build_resnet_backbone, build_resnext_backbone
+from .shufflenet import ShuffleNetV2, build_shufflenetv2_backbone
 from .vit import VisionTransformer, build_vit_backbone
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "RepVGG",
     "ResNeSt",
     "ResNet",
+    "ShuffleNetV2",
     "VisionTransformer",
     "build_effnet_backbone",
     "build_efficientnet_backbone",
@@ -43,6 +45,7 @@ __all__ = [
     "build_mobilenetv3_backbone",
     "build_osnet_backbone",
     "build_regnet_backbone",
+    "build_shufflenetv2_backbone",
     "build_torchvision_mobilenetv2_backbone",
     "build_torchvision_mobilenetv3_backbone",
     "build_torchvision_regnet_backbone",
