@@ -48,6 +48,7 @@ class ResNeStBottleneck(nn.Module):
         downsample: Optional[nn.Module] = None,
         radix: int = 2,
         is_first: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         width = planes
@@ -56,7 +57,9 @@ class ResNeStBottleneck(nn.Module):
         # "avd": down-sample with an average pool after the split-attention conv.
         use_avd = stride > 1 or is_first
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if use_avd else None
-        self.conv2 = SplAtConv2d(width, width, 3, 1, 1, radix=radix, norm=bn_norm)
+        self.conv2 = SplAtConv2d(
+            width, width, 3, 1, dilation, radix=radix, norm=bn_norm, dilation=dilation
+        )
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
         self.bn3 = get_norm(bn_norm, planes * 4)
         self.relu = nn.ReLU(inplace=True)
@@ -105,7 +108,11 @@ class ResNeSt(nn.Module):
         self.layer1 = self._make_layer(64, layers[0], 1, bn_norm, with_ibn, is_first=False)
         self.layer2 = self._make_layer(128, layers[1], 2, bn_norm, with_ibn)
         self.layer3 = self._make_layer(256, layers[2], 2, bn_norm, with_ibn)
-        self.layer4 = self._make_layer(512, layers[3], last_stride, bn_norm, False)
+        # As FastReID: with last stride 1, stage 4 keeps the receptive field growing by
+        # dilating the 3x3 convs of its blocks after the first.
+        self.layer4 = self._make_layer(
+            512, layers[3], last_stride, bn_norm, False, dilation=2 if last_stride == 1 else 1
+        )
         self.stage_channels = [256, 512, 1024, 2048]
         self.feat_dim = 2048
         for m in self.modules():
@@ -121,6 +128,7 @@ class ResNeSt(nn.Module):
         bn_norm: str,
         with_ibn: bool,
         is_first: bool = True,
+        dilation: int = 1,
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
@@ -146,7 +154,9 @@ class ResNeSt(nn.Module):
         self.inplanes = planes * 4
         for _ in range(1, blocks):
             layers.append(
-                ResNeStBottleneck(self.inplanes, planes, bn_norm, with_ibn, radix=self.radix)
+                ResNeStBottleneck(
+                    self.inplanes, planes, bn_norm, with_ibn, radix=self.radix, dilation=dilation
+                )
             )
         return nn.Sequential(*layers)
 
