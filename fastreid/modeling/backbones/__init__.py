@@ -1,8 +1,8 @@
 """Backbones: registered builders ``fn(cfg) -> nn.Module`` returning feature maps."""
 
 from .build import BACKBONE_REGISTRY, build_backbone, check_feat_dim
-from .effnet import EffNet, build_effnet_backbone
 from .efficientnet import build_efficientnet_backbone
+from .effnet import EffNet, build_effnet_backbone
 from .mobilenet import (
     MobileNetFeatures,
     build_torchvision_mobilenetv2_backbone,
