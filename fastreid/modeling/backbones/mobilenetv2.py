@@ -80,7 +80,9 @@ class InvertedResidual(nn.Module):
         if expand_ratio != 1:
             layers += _conv_norm_relu6(inp, hidden, 1, 1, bn_norm)
         layers += _conv_norm_relu6(hidden, hidden, 3, stride, bn_norm, groups=hidden)
-        layers += [nn.Conv2d(hidden, oup, 1, bias=False), get_norm(bn_norm, oup)]
+        # FastReID's expanding blocks end in a plain BatchNorm2d whatever the NORM.
+        last_norm = get_norm(bn_norm, oup) if expand_ratio == 1 else nn.BatchNorm2d(oup)
+        layers += [nn.Conv2d(hidden, oup, 1, bias=False), last_norm]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
