@@ -69,6 +69,15 @@ def read_list_file(path: str, image_root: str) -> List[Tuple[str, str]]:
     return entries
 
 
+def _layout(folder: str, test_lists: str) -> str:
+    return (
+        f"<root>/{folder}/\n"
+        "    train.txt        lines 'relative/image/path,label' (path relative to the folder)\n"
+        f"    {test_lists}\n"
+        "    <the images, where the lists say>\n"
+    )
+
+
 def _int_labels(*splits: Sequence[Tuple[str, str]]) -> Dict[str, int]:
     labels = sorted({label for split in splits for _, label in split})
     if all(label.lstrip("-").isdigit() for label in labels):
@@ -84,12 +93,7 @@ class RetrievalListDataset(ImageDataset):
     train_list = "train.txt"
     query_list = "test.txt"
     gallery_list: Optional[str] = None  # None: the query split is searched against itself
-    layout = """\
-<root>/<folder>/
-    train.txt        lines 'relative/image/path,label'
-    test.txt         (self-retrieval)  or  test_query.txt + test_gallery.txt (In-Shop)
-    <images under the folder, as the lists name them>
-"""
+    layout = _layout("<folder>", "test.txt")
 
     def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
         self.root = resolve_datasets_root(root)
@@ -122,6 +126,7 @@ class CUB(RetrievalListDataset):
 
     dataset_name = "cub"
     folder = "CUB_200_2011"
+    layout = _layout(folder, "test.txt         same format; searched against itself")
 
 
 @DATASET_REGISTRY.register()
@@ -130,6 +135,7 @@ class Cars196(RetrievalListDataset):
 
     dataset_name = "cars"
     folder = "Cars_196"
+    layout = _layout(folder, "test.txt         same format; searched against itself")
 
 
 @DATASET_REGISTRY.register()
@@ -139,6 +145,7 @@ class SOP(RetrievalListDataset):
 
     dataset_name = "sop"
     folder = "Stanford_Online_Products"
+    layout = _layout(folder, "test.txt         same format; searched against itself")
 
 
 @DATASET_REGISTRY.register()
@@ -149,6 +156,7 @@ class InShop(RetrievalListDataset):
     folder = "InShop"
     query_list = "test_query.txt"
     gallery_list = "test_gallery.txt"
+    layout = _layout(folder, "test_query.txt   same format\n    test_gallery.txt same format")
 
 
 @DATASET_REGISTRY.register()
