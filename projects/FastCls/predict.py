@@ -37,7 +37,9 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
                 str(p) for p in Path(entry).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
             )
             if not found:
-                raise FileNotFoundError(f"Folder {entry} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
+                raise FileNotFoundError(
+                    f"Folder {entry} holds no image ({', '.join(IMAGE_EXTENSIONS)})."
+                )
             paths.extend(found)
         elif os.path.isfile(entry):
             paths.append(entry)
@@ -64,12 +66,18 @@ def predict(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="training output folder or checkpoint (.pth)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", required=True, help="training output folder or checkpoint (.pth)"
+    )
     parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders")
     parser.add_argument("--topk", type=int, default=5, help="classes to print per image")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: MODEL.DEVICE)")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE overrides")
+    parser.add_argument(
+        "--opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE overrides"
+    )
     args = parser.parse_args(argv)
     if args.topk < 1:
         raise ValueError(f"--topk must be at least 1, got {args.topk}.")

@@ -156,7 +156,7 @@ class ClsEvaluator(DatasetEvaluator):
         self._topk.append(outputs.detach().float().topk(k, dim=1).indices.cpu())
         self._targets.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
 
-    def evaluate(self) -> "OrderedDict[str, float]":
+    def evaluate(self) -> OrderedDict[str, float]:
         topk, targets, num_classes = self._topk, self._targets, self._num_classes
         if comm.get_world_size() > 1:
             comm.synchronize()
@@ -204,7 +204,7 @@ class ClsEvaluator(DatasetEvaluator):
                 save_confusion_matrix(
                     self.confusion, names, stem + "_confusion_matrix.png", title=self.name
                 )
-        results: "OrderedDict[str, float]" = OrderedDict()
+        results: OrderedDict[str, float] = OrderedDict()
         for k in ks:
             results[f"Top-{k}"] = metrics[f"Top-{k}"]
         results["mean class accuracy"] = metrics["mean_class"]

@@ -80,5 +80,5 @@ def write_idx(path: str, array: np.ndarray, compress: bool = False) -> None:
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
     payload = header + np.ascontiguousarray(array).astype(_IDX_TYPES[code]).tobytes()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with (gzip.open(path, "wb") if compress else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if compress else open(path, "wb") as f:
         f.write(payload)

@@ -54,7 +54,9 @@ class SmallResNet(nn.Module):
                         nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False),
                         get_norm(norm, planes),
                     )
-                blocks.append(BasicBlock(inplanes, planes, norm, stride=stride, downsample=downsample))
+                blocks.append(
+                    BasicBlock(inplanes, planes, norm, stride=stride, downsample=downsample)
+                )
                 inplanes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages

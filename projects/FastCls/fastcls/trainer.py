@@ -47,11 +47,13 @@ def load_idx2class(path: str) -> List[str]:
             "checkpoints; keep it beside the model you load."
         ) from e
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); re-copy it from the training run.")
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); re-copy it from the training run."
+        ) from None
     try:
         indices = sorted(int(k) for k in mapping)
     except (TypeError, ValueError, AttributeError):
-        raise ValueError(f'{path} must map class indices to names, e.g. {{"0": "ants"}}.')
+        raise ValueError(f'{path} must map class indices to names, e.g. {{"0": "ants"}}.') from None
     if indices != list(range(len(indices))):
         raise ValueError(f"{path} must have the indices 0..{len(indices) - 1}, got {indices[:10]}.")
     return [str(mapping[str(i)] if str(i) in mapping else mapping[i]) for i in indices]
@@ -141,5 +143,3 @@ class ClsTrainer(DefaultTrainer):
         data_loader, _ = cls.build_test_loader(cfg, dataset_name)
         names = data_loader.dataset.class_names
         return data_loader, ClsEvaluator(names, output_dir, name=dataset_name)
-
-

@@ -11,7 +11,9 @@ from PIL import Image
 from projects.FastCls.fastcls.idx import write_idx
 
 
-def make_fashion_mnist(folder: str, per_class: int = 6, test_per_class: int = 3, seed: int = 0) -> str:
+def make_fashion_mnist(
+    folder: str, per_class: int = 6, test_per_class: int = 3, seed: int = 0
+) -> str:
     """Write the four Fashion-MNIST idx files (train gzipped, test plain) with tiny
     class-dependent images into ``folder``; returns it."""
     rng = np.random.default_rng(seed)
@@ -27,7 +29,9 @@ def make_fashion_mnist(folder: str, per_class: int = 6, test_per_class: int = 3,
     return folder
 
 
-def make_image_folder(root: str, splits: Dict[str, Dict[str, int]], size: Sequence[int] = (20, 24)) -> str:
+def make_image_folder(
+    root: str, splits: Dict[str, Dict[str, int]], size: Sequence[int] = (20, 24)
+) -> str:
     """``root/<split>/<class>/<n>.jpg`` with ``splits[split][class]`` images each."""
     rng = np.random.default_rng(0)
     for split, classes in splits.items():

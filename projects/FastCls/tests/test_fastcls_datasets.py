@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from fastreid.data.datasets import DATASET_REGISTRY
-from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsDataset, EmptyClassFolderError, read_idx
+from projects.FastCls.fastcls import (
+    FASHION_MNIST_CLASSES,
+    ClsDataset,
+    EmptyClassFolderError,
+    read_idx,
+)
 from projects.FastCls.fastcls.datasets import DatasetNotFoundError
 
 from .fastcls_fixtures import make_fashion_mnist, make_image_folder
@@ -30,7 +35,9 @@ def test_hymenoptera_layout(tmp_path):
 
 
 def test_empty_class_folder_is_one_clear_error(tmp_path):
-    root = make_image_folder(str(tmp_path / "hymenoptera_data"), {"train": {"ants": 2}, "val": {"ants": 1}})
+    root = make_image_folder(
+        str(tmp_path / "hymenoptera_data"), {"train": {"ants": 2}, "val": {"ants": 1}}
+    )
     os.makedirs(os.path.join(root, "train", "bees"))
     with pytest.raises(EmptyClassFolderError, match=r"train/bees holds no image"):
         DATASET_REGISTRY.get("Hymenoptera")(root=str(tmp_path), verbose=False)
@@ -72,7 +79,10 @@ def test_missing_idx_files_say_how_to_get_them(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         DATASET_REGISTRY.get("FashionMNIST")(root=str(tmp_path), verbose=False)
     message = str(info.value)
-    assert "t10k-labels-idx1-ubyte" in message and "train-images" not in message.split("missing")[1].split(".")[0]
+    assert (
+        "t10k-labels-idx1-ubyte" in message
+        and "train-images" not in message.split("missing")[1].split(".")[0]
+    )
     assert "apt-get install dataset-fashion-mnist" in message and "DATASETS.ROOT" in message
 
 

@@ -62,7 +62,9 @@ def test_evaluator_over_batches_writes_table_and_picture(tmp_path):
 
 def test_two_classes_report_no_top5():
     evaluator = ClsEvaluator(["ants", "bees"])
-    evaluator.process({"targets": torch.tensor([0, 1, 1])}, torch.tensor([[2.0, 1], [0, 1], [3, 1]]))
+    evaluator.process(
+        {"targets": torch.tensor([0, 1, 1])}, torch.tensor([[2.0, 1], [0, 1], [3, 1]])
+    )
     results = evaluator.evaluate()
     assert "Top-5" not in results and results["Top-1"] == pytest.approx(200 / 3)
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import main
-from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsTrainer, read_idx
 from projects.FastCls import predict
+from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsTrainer, read_idx
 
 from .fastcls_fixtures import make_fashion_mnist
 
@@ -21,10 +21,27 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "fashion_mnist
 
 def _args(tmp_path, output, *extra):
     return default_argument_parser().parse_args(
-        ["--config-file", CONFIG, *extra, "DATASETS.ROOT", str(tmp_path / "data"),
-         "OUTPUT_DIR", str(output), "SOLVER.MAX_EPOCH", "1", "SOLVER.IMS_PER_BATCH", "20",
-         "SOLVER.WARMUP_ITERS", "0", "SOLVER.AMP.ENABLED", "False", "DATALOADER.NUM_WORKERS", "0",
-         "TEST.IMS_PER_BATCH", "16"]
+        [
+            "--config-file",
+            CONFIG,
+            *extra,
+            "DATASETS.ROOT",
+            str(tmp_path / "data"),
+            "OUTPUT_DIR",
+            str(output),
+            "SOLVER.MAX_EPOCH",
+            "1",
+            "SOLVER.IMS_PER_BATCH",
+            "20",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "SOLVER.AMP.ENABLED",
+            "False",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.IMS_PER_BATCH",
+            "16",
+        ]
     )
 
 
@@ -77,8 +94,12 @@ def test_predict_prints_top_k_class_names(trained, tmp_path, capsys):
     folder.mkdir(parents=True)
     for i in range(3):
         Image.fromarray(images[i]).save(folder / f"{i}.png")
-    assert predict.main(["--model", str(trained[0] / "run"), "--input", str(tmp_path / "images"),
-                         "--topk", "2"]) == 0
+    assert (
+        predict.main(
+            ["--model", str(trained[0] / "run"), "--input", str(tmp_path / "images"), "--topk", "2"]
+        )
+        == 0
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 3
     for line in lines:

@@ -15,7 +15,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from fastreid.data.datasets import DATASET_REGISTRY, ImageDataset, resolve_datasets_root
-from fastreid.data.datasets.bases import DatasetNotFoundError, Item
+from fastreid.data.datasets.bases import DatasetNotFoundError
 from projects.FastCls.fastcls.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
@@ -109,7 +109,10 @@ class RetrievalListDataset(ImageDataset):
             if self.gallery_list
             else []
         )
-        train = [(p, f"{self.dataset_name}_{label}", f"{self.dataset_name}_0") for p, label in train_entries]
+        train = [
+            (p, f"{self.dataset_name}_{label}", f"{self.dataset_name}_0")
+            for p, label in train_entries
+        ]
         test_ids = _int_labels(query_entries, gallery_entries)
         query = [(p, test_ids[label], 0) for p, label in query_entries]
         gallery = [(p, test_ids[label], 1) for p, label in gallery_entries]

@@ -79,7 +79,7 @@ class RetriEvaluator(DatasetEvaluator):
         self._features.append(outputs.detach().float().cpu())
         self._labels.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
 
-    def evaluate(self) -> "OrderedDict[str, float]":
+    def evaluate(self) -> OrderedDict[str, float]:
         features, labels = self._features, self._labels
         if comm.get_world_size() > 1:
             comm.synchronize()
@@ -108,6 +108,6 @@ class RetriEvaluator(DatasetEvaluator):
                 no_match,
                 self.num_query,
             )
-        results: "OrderedDict[str, float]" = OrderedDict(metrics)
+        results: OrderedDict[str, float] = OrderedDict(metrics)
         results["metric"] = metrics[f"Recall@{self.recalls[0]}"]
         return results

@@ -39,7 +39,9 @@ def _faiss():
 
 def _resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ValueError(f"Unknown retrieval backend {backend!r}; use one of {', '.join(BACKENDS)}.")
+        raise ValueError(
+            f"Unknown retrieval backend {backend!r}; use one of {', '.join(BACKENDS)}."
+        )
     if backend == "auto":
         return "faiss" if _faiss() is not None else "torch"
     if backend == "faiss" and _faiss() is None:

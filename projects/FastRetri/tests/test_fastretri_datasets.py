@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from fastreid.data.datasets import DATASET_REGISTRY
-from projects.FastRetri.fastretri import ListFileError
 from projects.FastCls.tests.fastcls_fixtures import make_fashion_mnist
+from projects.FastRetri.fastretri import ListFileError
 
 
 def _write_set(folder, lists):
@@ -26,13 +26,26 @@ def _write_set(folder, lists):
                 f.write(f"{rel},{label}\n")
 
 
-@pytest.mark.parametrize("name,folder", [("CUB", "CUB_200_2011"), ("Cars196", "Cars_196"),
-                                         ("SOP", "Stanford_Online_Products")])
+@pytest.mark.parametrize(
+    "name,folder",
+    [("CUB", "CUB_200_2011"), ("Cars196", "Cars_196"), ("SOP", "Stanford_Online_Products")],
+)
 def test_self_retrieval_sets(tmp_path, name, folder):
-    _write_set(str(tmp_path / folder), {
-        "train.txt": [("images/001/a.jpg", 1), ("images/001/b.jpg", 1), ("images/002/c.jpg", 2)],
-        "test.txt": [("images/101/d.jpg", 101), ("images/101/e.jpg", 101), ("images/102/f.jpg", 102)],
-    })
+    _write_set(
+        str(tmp_path / folder),
+        {
+            "train.txt": [
+                ("images/001/a.jpg", 1),
+                ("images/001/b.jpg", 1),
+                ("images/002/c.jpg", 2),
+            ],
+            "test.txt": [
+                ("images/101/d.jpg", 101),
+                ("images/101/e.jpg", 101),
+                ("images/102/f.jpg", 102),
+            ],
+        },
+    )
     data = DATASET_REGISTRY.get(name)(root=str(tmp_path), verbose=False)
     prefix = data.dataset_name
     assert [item[1] for item in data.train] == [f"{prefix}_1", f"{prefix}_1", f"{prefix}_2"]
@@ -42,11 +55,18 @@ def test_self_retrieval_sets(tmp_path, name, folder):
 
 
 def test_inshop_query_and_gallery(tmp_path):
-    _write_set(str(tmp_path / "InShop"), {
-        "train.txt": [("img/a.jpg", "id_1"), ("img/b.jpg", "id_1")],
-        "test_query.txt": [("img/q1.jpg", "id_7"), ("img/q2.jpg", "id_9")],
-        "test_gallery.txt": [("img/g1.jpg", "id_9"), ("img/g2.jpg", "id_7"), ("img/g3.jpg", "id_8")],
-    })
+    _write_set(
+        str(tmp_path / "InShop"),
+        {
+            "train.txt": [("img/a.jpg", "id_1"), ("img/b.jpg", "id_1")],
+            "test_query.txt": [("img/q1.jpg", "id_7"), ("img/q2.jpg", "id_9")],
+            "test_gallery.txt": [
+                ("img/g1.jpg", "id_9"),
+                ("img/g2.jpg", "id_7"),
+                ("img/g3.jpg", "id_8"),
+            ],
+        },
+    )
     data = DATASET_REGISTRY.get("InShop")(root=str(tmp_path), verbose=False)
     assert len(data.query) == 2 and len(data.gallery) == 3
     # String labels are numbered jointly over query and gallery.
@@ -55,10 +75,14 @@ def test_inshop_query_and_gallery(tmp_path):
 
 def test_missing_image_names_the_line(tmp_path):
     folder = tmp_path / "CUB_200_2011"
-    _write_set(str(folder), {"train.txt": [("i/a.jpg", 1)], "test.txt": [("i/b.jpg", 2), ("i/c.jpg", 2)]})
+    _write_set(
+        str(folder), {"train.txt": [("i/a.jpg", 1)], "test.txt": [("i/b.jpg", 2), ("i/c.jpg", 2)]}
+    )
     with open(folder / "test.txt", "a") as f:
         f.write("\ni/missing.jpg,3\n")
-    with pytest.raises(ListFileError, match=r"test.txt, line 4: image .*i/missing.jpg does not exist"):
+    with pytest.raises(
+        ListFileError, match=r"test.txt, line 4: image .*i/missing.jpg does not exist"
+    ):
         DATASET_REGISTRY.get("CUB")(root=str(tmp_path), verbose=False)
 
 
@@ -67,13 +91,18 @@ def test_malformed_line_names_the_line(tmp_path):
     _write_set(str(folder), {"train.txt": [("i/a.jpg", 1)], "test.txt": [("i/b.jpg", 2)]})
     with open(folder / "train.txt", "a") as f:
         f.write("i/a.jpg 1\n")
-    with pytest.raises(ListFileError, match=r"train.txt, line 2: expected 'relative/image/path,label'"):
+    with pytest.raises(
+        ListFileError, match=r"train.txt, line 2: expected 'relative/image/path,label'"
+    ):
         DATASET_REGISTRY.get("Cars196")(root=str(tmp_path), verbose=False)
 
 
 def test_missing_list_file_shows_the_layout(tmp_path):
     (tmp_path / "Stanford_Online_Products").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"(?s)missing .*train.txt.*Expected layout:\n<root>/Stanford_Online_Products/"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"(?s)missing .*train.txt.*Expected layout:\n<root>/Stanford_Online_Products/",
+    ):
         DATASET_REGISTRY.get("SOP")(root=str(tmp_path), verbose=False)
 
 

@@ -40,7 +40,9 @@ def test_query_then_gallery():
     labels = torch.randint(0, 3, (25,))
     feats = torch.randn(25, 4) + labels[:, None]
     results = _feed(RetriEvaluator(10, recalls=(1, 2)), feats, labels)
-    expected, _ = retrieval_metrics(feats[:10], labels[:10], feats[10:], labels[10:], recalls=(1, 2))
+    expected, _ = retrieval_metrics(
+        feats[:10], labels[:10], feats[10:], labels[10:], recalls=(1, 2)
+    )
     for key, value in expected.items():
         assert results[key] == pytest.approx(value)
 
@@ -57,10 +59,29 @@ def test_from_config_needs_the_project_keys():
 
 def _args(tmp_path, *extra):
     return default_argument_parser().parse_args(
-        ["--config-file", CONFIG, *extra, "DATASETS.ROOT", str(tmp_path / "data"),
-         "OUTPUT_DIR", str(tmp_path / "run"), "SOLVER.MAX_EPOCH", "1", "SOLVER.IMS_PER_BATCH", "10",
-         "SOLVER.WARMUP_ITERS", "0", "SOLVER.AMP.ENABLED", "False", "DATALOADER.NUM_WORKERS", "0",
-         "TEST.EVAL_PERIOD", "1", "TEST.IMS_PER_BATCH", "16"]
+        [
+            "--config-file",
+            CONFIG,
+            *extra,
+            "DATASETS.ROOT",
+            str(tmp_path / "data"),
+            "OUTPUT_DIR",
+            str(tmp_path / "run"),
+            "SOLVER.MAX_EPOCH",
+            "1",
+            "SOLVER.IMS_PER_BATCH",
+            "10",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "SOLVER.AMP.ENABLED",
+            "False",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.EVAL_PERIOD",
+            "1",
+            "TEST.IMS_PER_BATCH",
+            "16",
+        ]
     )
 
 

@@ -47,7 +47,10 @@ def test_self_retrieval_matches_reference(backend, chunk):
     centers = rng.normal(size=(6, 8))
     feats = centers[labels] + rng.normal(scale=1.2, size=(90, 8))
     ours, no_match = retrieval_metrics(
-        torch.tensor(feats), torch.tensor(labels), recalls=(1, 2, 4, 8), chunk_size=chunk,
+        torch.tensor(feats),
+        torch.tensor(labels),
+        recalls=(1, 2, 4, 8),
+        chunk_size=chunk,
         backend=backend,
     )
     ref = reference_metrics(feats, labels)
@@ -67,8 +70,13 @@ def test_query_gallery_matches_reference(backend):
     q = centers[ql] + rng.normal(scale=1.0, size=(40, 6))
     g = centers[gl] + rng.normal(scale=1.0, size=(70, 6))
     ours, _ = retrieval_metrics(
-        torch.tensor(q), torch.tensor(ql), torch.tensor(g), torch.tensor(gl),
-        recalls=(1, 10, 20), chunk_size=9, backend=backend,
+        torch.tensor(q),
+        torch.tensor(ql),
+        torch.tensor(g),
+        torch.tensor(gl),
+        recalls=(1, 10, 20),
+        chunk_size=9,
+        backend=backend,
     )
     ref = reference_metrics(q, ql, g, gl, recalls=(1, 10, 20))
     for key in ref:
@@ -84,8 +92,11 @@ def test_exact_duplicate_of_another_class_is_not_taken_for_the_query(backend):
     feats = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     labels = torch.tensor([0, 1, 0, 1])
     index = nearest_neighbors(
-        torch.nn.functional.normalize(feats), torch.nn.functional.normalize(feats), 1,
-        torch.arange(4), backend,
+        torch.nn.functional.normalize(feats),
+        torch.nn.functional.normalize(feats),
+        1,
+        torch.arange(4),
+        backend,
     )
     assert index[0, 0] == 1 and index[1, 0] == 0
     metrics, _ = retrieval_metrics(feats, labels, recalls=(1,), backend=backend)
