@@ -37,7 +37,9 @@ class ItemDataset(CommDataset):
 
 class ClsDataset(ItemDataset):
     """Items ``(img_path, class_name, camid)`` whose ``targets`` are indices into
-    ``class_names`` (the same order in training and testing, saved as idx2class.json).
+    ``class_names`` (the same order in training and testing, saved as idx2class.json; the
+    core's test sets would number a test split's labels on their own, which shifts them
+    when a class has no test image).
 
     Args:
         img_items: the items.
@@ -65,8 +67,6 @@ class ClsDataset(ItemDataset):
             )
         self.pids = names
         self.pid_dict: Dict[str, int] = {name: i for i, name in enumerate(names)}
-        # Classification has no cameras: every camid maps to 0.
-        self.cam_dict = {c: 0 for c in self.cams}
 
     @property
     def class_names(self) -> List[str]:

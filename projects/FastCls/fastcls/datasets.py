@@ -1,7 +1,7 @@
 """Classification datasets in the core registry: image folders (Hymenoptera) and Fashion-MNIST.
 
-Items are ``(img_path, class_name, camid)`` as FastReID's classification datasets give them:
-``train`` holds the training split, ``query`` the test split and ``gallery`` stays empty. Each
+Items are ``(img_path, class_name, None)`` (no camera): ``train`` holds the training split and
+``test`` the test split (the core's ``Dataset(test=...)``; query and gallery stay empty). Each
 dataset lists its class names in ``classes`` (the label order: index i is ``classes[i]``).
 """
 
@@ -79,15 +79,15 @@ class ClsImageFolder(ImageDataset):
         test_dir = next((d for d in test_dirs if os.path.isdir(d)), test_dirs[0])
         self.check_exists([train_dir, test_dir], folder=self.data_dir)
         train = self._parse(train_dir)
-        query = self._parse(test_dir)
+        test = self._parse(test_dir)
         self.classes: List[str] = sorted({item[1] for item in train})
-        unknown = sorted({item[1] for item in query} - set(self.classes))
+        unknown = sorted({item[1] for item in test} - set(self.classes))
         if unknown:
             raise DatasetNotFoundError(
                 f"The test split {test_dir} has classes the training split lacks: "
                 f"{', '.join(unknown)}. Add a training folder for each, or remove them."
             )
-        super().__init__(train, query, [], combineall=False, verbose=verbose)
+        super().__init__(train, [], [], combineall=False, verbose=verbose, test=test)
 
     def _prefix(self, item: Item) -> Item:
         return item  # class names stay as they are: they are the labels users see
@@ -114,7 +114,7 @@ class ClsImageFolder(ImageDataset):
                     f"Class folder {folder} holds no image ({', '.join(IMAGE_EXTENSIONS)}); "
                     "add images or remove the folder."
                 )
-            items.extend((os.path.join(folder, f), name, 0) for f in files)
+            items.extend((os.path.join(folder, f), name, None) for f in files)
         return items
 
 
@@ -192,7 +192,7 @@ def fashion_mnist_folder(root: str) -> str:
 
 
 def load_fashion_mnist(root: str, split: str) -> List[Item]:
-    """Items ``("<images idx file>#<row>", class_name, 0)`` of the ``train`` or ``test`` split."""
+    """Items ``("<images idx file>#<row>", class_name, None)`` of the ``train`` or ``test`` split."""
     folder = fashion_mnist_folder(root)
     images_stem, labels_stem = _FMNIST_FILES[split]
     images_file = _find_file(folder, images_stem)
@@ -208,7 +208,7 @@ def load_fashion_mnist(root: str, split: str) -> List[Item]:
             f"The labels of {folder} go up to {int(labels.max())}; Fashion-MNIST has 10 classes."
         )
     return [
-        (f"{images_file}{IDX_REF_SEPARATOR}{i}", FASHION_MNIST_CLASSES[int(label)], 0)
+        (f"{images_file}{IDX_REF_SEPARATOR}{i}", FASHION_MNIST_CLASSES[int(label)], None)
         for i, label in enumerate(labels)
     ]
 
@@ -217,7 +217,7 @@ def load_fashion_mnist(root: str, split: str) -> List[Item]:
 class FashionMNIST(ImageDataset):
     """Fashion-MNIST (Xiao et al. 2017): 60 000 training and 10 000 test 28x28 grey images
     of 10 clothing classes, read from the four idx files in ``<root>/fashion-mnist/`` or
-    ``<root>`` itself. ``train`` = the training split, ``query`` = the test split."""
+    ``<root>`` itself. ``train`` = the training split, ``test`` = the test split."""
 
     dataset_name = "fashionmnist"
     classes: List[str] = list(FASHION_MNIST_CLASSES)
@@ -229,8 +229,8 @@ class FashionMNIST(ImageDataset):
 
     def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
         train = load_fashion_mnist(root, "train")
-        query = load_fashion_mnist(root, "test")
-        super().__init__(train, query, [], combineall=False, verbose=verbose)
+        test = load_fashion_mnist(root, "test")
+        super().__init__(train, [], [], combineall=False, verbose=verbose, test=test)
 
     def _prefix(self, item: Item) -> Item:
         return item

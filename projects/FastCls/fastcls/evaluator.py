@@ -137,6 +137,23 @@ class ClsEvaluator(DatasetEvaluator):
     ) -> Dict:
         return {"class_names": class_names, "output_dir": output_dir, "name": name}
 
+    @classmethod
+    def from_test_set(
+        cls,
+        cfg,
+        *,
+        test_set,
+        num_query: int,
+        dataset_name: str,
+        output_dir: Optional[str] = None,
+    ) -> ClsEvaluator:
+        """Built by ``DefaultTrainer.build_evaluator`` (``TEST.EVALUATOR ClsEvaluator``): class
+        names from the test set (a ``ClsDataset``) or its registered dataset's ``classes``."""
+        names = getattr(test_set, "class_names", None) or getattr(
+            getattr(test_set, "source", None), "classes", None
+        )
+        return cls(names, output_dir, name=dataset_name)
+
     def reset(self) -> None:
         self._topk: List[torch.Tensor] = []
         self._targets: List[torch.Tensor] = []

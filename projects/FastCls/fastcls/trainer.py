@@ -67,7 +67,8 @@ def _class_names_of(datasets: List[Any], items: List[tuple]) -> List[str]:
 
 class ClsTrainer(DefaultTrainer):
     """Image classification: ``DATASETS.NAMES`` give the training split (items
-    ``(path, class_name, camid)``), ``DATASETS.TESTS`` the test split (their ``query``).
+    ``(path, class_name, camid)``), ``DATASETS.TESTS`` the test split (``test_items()``).
+    ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (the core's default is re-ID's).
 
     The class order (:attr:`class_names`) is fixed by the training set and written to
     ``OUTPUT_DIR/idx2class.json``; evaluation without training reads it from the folder of
@@ -123,12 +124,14 @@ class ClsTrainer(DefaultTrainer):
         dataset = DATASET_REGISTRY.get(dataset_name)(
             root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
         )
+        items, _ = dataset.test_items()
         test_set = ClsDataset(
-            dataset.query,
+            items,
             build_transforms(cfg, is_train=False, to_float=False),
             cls.resolve_class_names(cfg),
             skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
         )
+        test_set.source, test_set.dataset_name = dataset, dataset_name
         return build_reid_test_loader(
             test_set=test_set,
             test_batch_size=cfg.TEST.IMS_PER_BATCH,
@@ -139,7 +142,15 @@ class ClsTrainer(DefaultTrainer):
     @classmethod
     def build_evaluator(
         cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
-    ) -> Tuple[Any, ClsEvaluator]:
-        data_loader, _ = cls.build_test_loader(cfg, dataset_name)
-        names = data_loader.dataset.class_names
-        return data_loader, ClsEvaluator(names, output_dir, name=dataset_name)
+    ) -> Tuple[Any, Any]:
+        if cfg.TEST.EVALUATOR != "ReidEvaluator":  # a user's choice wins
+            return super().build_evaluator(cfg, dataset_name, output_dir)
+        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+        evaluator = ClsEvaluator.from_test_set(
+            cfg,
+            test_set=data_loader.dataset,
+            num_query=num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+        )
+        return data_loader, evaluator

@@ -28,9 +28,11 @@ def test_hymenoptera_layout(tmp_path):
     data = DATASET_REGISTRY.get("Hymenoptera")(root=str(tmp_path), verbose=False)
     assert data.classes == ["ants", "bees"]
     assert [item[1] for item in data.train] == ["ants"] * 3 + ["bees"] * 2
-    assert len(data.query) == 3 and data.gallery == []
-    dataset = ClsDataset(data.query, None, data.classes)
+    items, num_query = data.test_items()  # the core's test-split seam
+    assert data.query == [] and data.gallery == [] and len(items) == num_query == 3
+    dataset = ClsDataset(items, None, data.classes)
     assert [dataset[i]["targets"] for i in range(3)] == [0, 1, 1]
+    assert dataset[0]["camids"] == -1  # no camera
     assert dataset[0]["images"].shape == (3, 20, 24) and dataset[0]["images"].dtype == torch.uint8
 
 
@@ -55,12 +57,12 @@ def test_fashion_mnist_from_idx_files(tmp_path, monkeypatch):
     folder = make_fashion_mnist(str(tmp_path / "fashion-mnist"), per_class=2, test_per_class=1)
     monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))  # no root given: the env var
     data = DATASET_REGISTRY.get("FashionMNIST")(verbose=False)
-    assert len(data.train) == 20 and len(data.query) == 10
+    assert len(data.train) == 20 and len(data.test) == 10
     labels = read_idx(os.path.join(folder, "t10k-labels-idx1-ubyte"))
     images = read_idx(os.path.join(folder, "t10k-images-idx3-ubyte"))
-    dataset = ClsDataset(data.query, None, data.classes)
+    dataset = ClsDataset(data.test, None, data.classes)
     sample = dataset[4]
-    assert data.query[4][1] == FASHION_MNIST_CLASSES[labels[4]]
+    assert data.test[4][1] == FASHION_MNIST_CLASSES[labels[4]]
     assert sample["targets"] == int(labels[4])  # Fashion-MNIST's own label order
     assert sample["images"].shape == (3, 28, 28)
     for channel in range(3):

@@ -74,3 +74,23 @@ def test_class_names_must_match_the_model():
     evaluator.process({"targets": torch.tensor([0])}, torch.zeros(1, 4))
     with pytest.raises(ValueError, match="4 classes but 3 class names"):
         evaluator.evaluate()
+
+
+def test_core_trainer_builds_it_from_test_evaluator():
+    from fastreid.config import get_cfg
+    from fastreid.engine import DefaultTrainer
+    from projects.FastCls.fastcls import ClsDataset
+
+    class Trainer(DefaultTrainer):  # the core's build_evaluator with a classification test set
+        @classmethod
+        def build_test_loader(cls, cfg, dataset_name):
+            test_set = ClsDataset(
+                [("a.png", "cat", None), ("b.png", "dog", None)], None, ["cat", "dog"]
+            )
+            return type("Loader", (), {"dataset": test_set})(), len(test_set)
+
+    cfg = get_cfg()
+    cfg.TEST.EVALUATOR = "ClsEvaluator"
+    _, evaluator = Trainer.build_evaluator(cfg, "Pets")
+    assert isinstance(evaluator, ClsEvaluator)
+    assert evaluator.class_names == ["cat", "dog"] and evaluator.name == "Pets"

@@ -109,18 +109,15 @@ class RetrievalListDataset(ImageDataset):
             if self.gallery_list
             else []
         )
-        train = [
-            (p, f"{self.dataset_name}_{label}", f"{self.dataset_name}_0")
-            for p, label in train_entries
-        ]
+        train = [(p, f"{self.dataset_name}_{label}", None) for p, label in train_entries]
         test_ids = _int_labels(query_entries, gallery_entries)
-        query = [(p, test_ids[label], 0) for p, label in query_entries]
-        gallery = [(p, test_ids[label], 1) for p, label in gallery_entries]
+        query = [(p, test_ids[label], None) for p, label in query_entries]
+        gallery = [(p, test_ids[label], None) for p, label in gallery_entries]
         super().__init__(train, query, gallery, combineall=combineall, verbose=verbose)
 
     def combine_all(self) -> None:
         for path, label, _ in self.query + self.gallery:
-            self.train.append((path, f"{self.dataset_name}_test_{label}", f"{self.dataset_name}_0"))
+            self.train.append((path, f"{self.dataset_name}_test_{label}", None))
 
 
 @DATASET_REGISTRY.register()
@@ -175,12 +172,12 @@ class FashionMNISTZeroShot(ImageDataset):
     def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
         index = {name: i for i, name in enumerate(FASHION_MNIST_CLASSES)}
         train = [
-            (path, index[name], 0)
+            (path, index[name], None)
             for path, name, _ in load_fashion_mnist(root, "train")
             if index[name] in self.train_classes
         ]
         query = [
-            (path, index[name], 0)
+            (path, index[name], None)
             for path, name, _ in load_fashion_mnist(root, "test")
             if index[name] in self.test_classes
         ]

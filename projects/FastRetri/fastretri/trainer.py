@@ -20,7 +20,8 @@ __all__ = ["RetriTrainer"]
 class RetriTrainer(DefaultTrainer):
     """Training as the core does it (CE on the training classes); evaluation by retrieval.
 
-    Loaders read images from files and from idx files (Fashion-MNIST).
+    Loaders read images from files and from idx files (Fashion-MNIST). ``TEST.EVALUATOR``
+    defaults to ``RetriEvaluator`` here (the core's default is re-ID's).
     """
 
     @classmethod
@@ -45,22 +46,33 @@ class RetriTrainer(DefaultTrainer):
         dataset = DATASET_REGISTRY.get(dataset_name)(
             root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
         )
+        items, num_query = dataset.test_items()
         test_set = ItemDataset(
-            dataset.query + dataset.gallery,
+            items,
             build_transforms(cfg, is_train=False, to_float=False),
             relabel=False,
             skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
         )
+        test_set.source, test_set.dataset_name = dataset, dataset_name
         return build_reid_test_loader(
             test_set=test_set,
             test_batch_size=cfg.TEST.IMS_PER_BATCH,
-            num_query=len(dataset.query),
+            num_query=num_query,
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
 
     @classmethod
     def build_evaluator(
         cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
-    ) -> Tuple[Any, RetriEvaluator]:
+    ) -> Tuple[Any, Any]:
+        if cfg.TEST.EVALUATOR != "ReidEvaluator":  # a user's choice wins
+            return super().build_evaluator(cfg, dataset_name, output_dir)
         data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
-        return data_loader, RetriEvaluator(cfg, num_query, output_dir)
+        evaluator = RetriEvaluator.from_test_set(
+            cfg,
+            test_set=data_loader.dataset,
+            num_query=num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+        )
+        return data_loader, evaluator
