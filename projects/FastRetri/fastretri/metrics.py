@@ -2,7 +2,9 @@
 
 Neighbours come from faiss (GPU when faiss has GPU support and CUDA is present, else CPU)
 or from chunked torch matrix products; either way only ``chunk_size`` queries are searched at
-a time, so memory stays at O(chunk_size x (gallery + k)) whatever the number of queries.
+a time, so memory stays at O(chunk_size x (gallery + k)) whatever the number of queries. The
+torch path finds each query's first relevant rank without sorting (Recall@K) and sorts only
+the R nearest items MAP@R needs.
 In self-retrieval (the gallery is the query set) each query is removed from its own results
 by its index, never by assuming it is its own first neighbour (duplicates and ties would
 break that).
@@ -114,6 +116,33 @@ def nearest_neighbors(
     return scores.topk(k, dim=1).indices
 
 
+def _torch_chunk(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    q_labels: torch.Tensor,
+    g_labels: torch.Tensor,
+    own: Optional[torch.Tensor],
+    k_map: int,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """For a chunk of queries: the rank of the first relevant gallery item (1-based; beyond
+    the gallery when there is none) and the ``k_map`` nearest gallery indices.
+
+    The first-hit rank is 1 + the number of irrelevant items more similar than the most
+    similar relevant one, so Recall@K for every K needs no sort (SOP asks for K = 1000).
+    """
+    scores = query.float() @ gallery.float().T  # (n, G)
+    relevant = g_labels[None, :] == q_labels[:, None]
+    if own is not None:
+        rows = torch.arange(len(query))
+        scores[rows, own] = float("-inf")
+        relevant[rows, own] = False
+    best_relevant = torch.where(relevant, scores, float("-inf")).amax(dim=1)
+    beaten_by = ((scores > best_relevant[:, None]) & ~relevant).sum(dim=1)
+    first_hit = torch.where(relevant.any(dim=1), beaten_by + 1, len(gallery) + 1)
+    index = scores.topk(k_map, dim=1).indices if k_map > 0 else scores[:, :0].long()
+    return first_hit, index
+
+
 def retrieval_metrics(
     query_features: torch.Tensor,
     query_labels: torch.Tensor,
@@ -154,23 +183,34 @@ def retrieval_metrics(
     num_relevant = torch.where(uniq[position] == q_labels, counts[position], 0)
     if self_retrieval:
         num_relevant = num_relevant - 1
-    k = max(recalls)
-    if map_at_r:
-        k = max(k, min(int(num_relevant.max()), num_candidates))
+    backend = _resolve_backend(backend)
+    k_map = min(int(num_relevant.max()), num_candidates) if map_at_r else 0
     hits_at = {r: 0 for r in recalls}
     map_sum, map_count = 0.0, 0
     for start in range(0, len(query), chunk_size):
         stop = min(start + chunk_size, len(query))
         own = torch.arange(start, stop) if self_retrieval else None
-        index = nearest_neighbors(query[start:stop], gallery, k, own, backend).cpu()
-        relevant = g_labels[index] == q_labels[start:stop, None]  # (n, k)
+        labels = q_labels[start:stop]
+        if backend == "torch":
+            first_hit, index = _torch_chunk(
+                query[start:stop], gallery, labels, g_labels, own, k_map
+            )
+        else:
+            # faiss: the max(K) nearest neighbours answer Recall@K, the first R answer MAP@R.
+            index = nearest_neighbors(
+                query[start:stop], gallery, max(max(recalls), k_map), own, backend
+            ).cpu()
+            relevant = g_labels[index] == labels[:, None]
+            ranks = torch.where(relevant, torch.arange(1, index.shape[1] + 1), index.shape[1] + 1)
+            first_hit = ranks.min(dim=1).values
+            index = index[:, :k_map]
         for r in recalls:
-            hits_at[r] += int(relevant[:, :r].any(dim=1).sum())
-        if map_at_r:
+            hits_at[r] += int((first_hit <= r).sum())
+        if map_at_r and k_map > 0:
+            rel = g_labels[index] == labels[:, None]  # (n, k_map), nearest first
             big_r = num_relevant[start:stop]
-            ranks = torch.arange(1, k + 1)
-            within = ranks[None, :] <= big_r[:, None]
-            rel = relevant & within
+            ranks = torch.arange(1, k_map + 1)
+            rel &= ranks[None, :] <= big_r[:, None]
             precision = rel.cumsum(dim=1).double() / ranks
             ap = (precision * rel).sum(dim=1) / big_r.clamp_min(1)
             valid = big_r > 0
