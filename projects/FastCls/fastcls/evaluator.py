@@ -18,7 +18,7 @@ from fastreid.utils import comm
 
 __all__ = ["ClsEvaluator", "classification_metrics", "save_confusion_matrix"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("fastreid.projects.fastcls")  # under fastreid: reaches log.txt
 
 
 def classification_metrics(

@@ -16,7 +16,7 @@ from .metrics import retrieval_metrics
 
 __all__ = ["RetriEvaluator"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("fastreid.projects.fastretri")  # under fastreid: reaches log.txt
 
 
 @EVALUATOR_REGISTRY.register()
