@@ -21,10 +21,11 @@ from fastreid.data import CorruptImageError, build_reid_train_loader
 from fastreid.data.common import CommDataset
 from fastreid.data.datasets.bases import DatasetNotFoundError
 from fastreid.data.synthetic import generate_synthetic_dataset
-from fastreid.engine.defaults import default_setup, resolve_device
+from fastreid.engine.defaults import default_setup
 from fastreid.export.dependencies import MissingDependencyError, require
 from fastreid.modeling import build_model
 from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.env import resolve_device
 from fastreid.utils.errors import describe_error, exit_on_bad_input
 from fastreid.utils.file_io import ensure_dir
 
@@ -191,11 +192,11 @@ def test_r50_checkpoint_into_r18_says_it_is_another_architecture(r18_model, tmp_
 # -- devices and output folders --------------------------------------------------------------
 def test_cuda_device_without_a_gpu_falls_back_to_cpu_with_a_warning(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cfg = _cfg("MODEL.DEVICE", "cuda")
     with caplog.at_level(logging.WARNING, logger="fastreid"):
-        resolve_device(cfg)
-    assert cfg.MODEL.DEVICE == "cpu"
+        assert resolve_device("cuda") == torch.device("cpu")
     assert "MODEL.DEVICE cpu" in caplog.text
+    with pytest.raises(ValueError, match=r"MODEL\.DEVICE 'gpu0' is not a device name"):
+        resolve_device("gpu0")
 
 
 def test_output_dir_under_a_file_names_output_dir(tmp_path):
@@ -295,3 +296,66 @@ def test_visualize_result_with_a_missing_features_file_says_how_to_write_one(tmp
     assert result.returncode == 2, result.stderr
     assert f"'{missing}' (--features) does not exist" in result.stderr
     assert "--save-features" in result.stderr
+
+
+# -- every tool takes config overrides both ways ----------------------------------------------
+def _load_tool(relative: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "tool_" + relative.replace("/", "_")[:-3], REPO / relative
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_TOOLS = {
+    "tools/deploy/onnx_export.py": ["--config-file", RECIPE],
+    "tools/deploy/torchscript_export.py": ["--config-file", RECIPE],
+    "tools/deploy/caffe_export.py": ["--config-file", RECIPE],
+    "tools/deploy/trt_export.py": ["--config-file", RECIPE],
+    "tools/extract_features.py": ["--config-file", RECIPE, "--input", RECIPE, "--output", "x"],
+    "tools/visualize_result.py": ["--config-file", RECIPE, "--output", "vis"],
+}
+
+
+@pytest.mark.parametrize("style", ["trailing", "--opts"])
+@pytest.mark.parametrize("tool", sorted(_TOOLS))
+def test_every_tool_applies_overrides_given_trailing_or_after_opts(tool, style, monkeypatch):
+    # A misspelled key must reach the config in both styles (and be named in the error).
+    override = ["MODEL.BACKBONE.DEPHT", "18x"]
+    argv = _TOOLS[tool] + (override if style == "trailing" else ["--opts", *override])
+    monkeypatch.setattr(sys, "argv", [tool, *argv])
+    module = _load_tool(tool)
+    with pytest.raises(ConfigKeyError, match="MODEL.BACKBONE.DEPHT"):
+        module.main(argv) if tool.endswith("visualize_result.py") else module.main()
+
+
+def test_train_net_parser_merges_trailing_and_opts_overrides():
+    from fastreid.engine import default_argument_parser
+
+    args = default_argument_parser().parse_args(
+        ["--config-file", RECIPE, "SOLVER.BASE_LR", "0.1", "--opts", "SEED", "3", "--resume"]
+    )
+    assert args.opts == ["SOLVER.BASE_LR", "0.1", "SEED", "3"] and args.resume
+
+
+def test_utils_is_a_leaf_package():
+    # utils/ is imported by every package, so it imports none of them (docstrings may name them).
+    import ast
+
+    offenders = []
+    for path in (REPO / "fastreid" / "utils").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                inside = name.startswith("fastreid.") and not name.startswith("fastreid.utils")
+                if inside or name.startswith(".."):
+                    offenders.append(f"{path.name} imports {name}")
+    assert not offenders

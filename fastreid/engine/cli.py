@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any, List, Optional
 
 from fastreid.config import CfgNode, get_cfg
-from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
 from fastreid.utils.errors import exit_on_bad_input
 
 from .defaults import DefaultTrainer, default_argument_parser, default_setup
@@ -32,20 +30,10 @@ def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
     """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
     cfg = setup(args)
     if args.eval_only:
-        cfg.defrost()
-        cfg.MODEL.BACKBONE.PRETRAIN = False  # the weights come from MODEL.WEIGHTS
-        if cfg.MODEL.HEADS.NUM_CLASSES == 0 and cfg.MODEL.WEIGHTS:
-            # The classifier is not used at test time; sizing it like the checkpoint's keeps
-            # the load report free of a spurious shape mismatch.
-            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
-        cfg.freeze()
-        if not cfg.MODEL.WEIGHTS:
-            logging.getLogger("fastreid").warning(
-                "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
-            )
-        model = trainer_cls.build_model(cfg)
-        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
-        return trainer_cls.test(cfg, model)
+        from fastreid.predictor import build_model_from_cfg
+
+        model = build_model_from_cfg(cfg, build_fn=trainer_cls.build_model)
+        return trainer_cls.test(model.cfg, model)
 
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)

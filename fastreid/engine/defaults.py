@@ -23,11 +23,18 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from fastreid.config import CfgNode
+from fastreid.config import CfgNode, ConfigArgumentParser
+from fastreid.modeling.compat import map_fastreid_state_dict
 from fastreid.solver import build_gradient_clipper
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer, unwrap_model
-from fastreid.utils.env import collect_env_info, get_rng_state, seed_all_rng, set_rng_state
+from fastreid.utils.env import (
+    collect_env_info,
+    get_rng_state,
+    resolve_device,
+    seed_all_rng,
+    set_rng_state,
+)
 from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from fastreid.utils.file_io import atomic_write_text, ensure_dir
 from fastreid.utils.logger import setup_logger
@@ -46,30 +53,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """Also accepts ``--resume`` / ``--eval-only`` after the ``KEY VALUE`` overrides (where
-    argparse's REMAINDER would otherwise swallow them into the overrides)."""
-
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        parsed = super().parse_args(args, namespace)
-        opts = list(parsed.opts or [])
-        for flag, attr in (("--resume", "resume"), ("--eval-only", "eval_only")):
-            while flag in opts:
-                opts.remove(flag)
-                setattr(parsed, attr, True)
-        parsed.opts = opts
-        return parsed
-
-
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
     """FastReID's command line::
 
         --config-file X [--num-gpus N] [--num-machines M --machine-rank R --dist-url URL]
-        [--resume] [--eval-only] KEY VALUE ...
+        [--resume] [--eval-only] KEY VALUE ...   (or --opts KEY VALUE ...)
 
     Without a GPU, ``--num-gpus N`` starts N CPU processes (gloo).
     """
-    parser = _ArgumentParser(
+    parser = ConfigArgumentParser(
+        trailing_flags={"--resume": "resume", "--eval-only": "eval_only"},
         epilog=epilog
         or (
             "Examples:\n"
@@ -108,26 +101,16 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         help="initialisation URL for torch.distributed, e.g. tcp://HOST:PORT; 'auto' picks a free "
         "local port (single machine only)",
     )
-    parser.add_argument(
-        "opts",
-        default=None,
-        nargs=argparse.REMAINDER,
-        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 32",
-    )
     return parser
 
 
-def resolve_device(cfg: CfgNode) -> CfgNode:
-    """Fall back from ``MODEL.DEVICE`` cuda to cpu, with a warning, when no GPU exists."""
-    device = str(cfg.MODEL.DEVICE)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        logging.getLogger("fastreid").warning(
-            f"MODEL.DEVICE is '{device}' but no CUDA GPU is available; using the CPU. "
-            "Set MODEL.DEVICE cpu to silence this warning."
-        )
+def _use_available_device(cfg: CfgNode) -> CfgNode:
+    """Set ``MODEL.DEVICE`` to what :func:`resolve_device` gives (cuda -> cpu without a GPU)."""
+    device = str(resolve_device(cfg.MODEL.DEVICE))
+    if device != cfg.MODEL.DEVICE:
         frozen = cfg.is_frozen()
         cfg.defrost()
-        cfg.MODEL.DEVICE = "cpu"
+        cfg.MODEL.DEVICE = device
         if frozen:
             cfg.freeze()
     return cfg
@@ -153,7 +136,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
         if config_file and os.path.isfile(config_file):
             with open(config_file, encoding="utf-8") as f:
                 log.info(f"Contents of args.config_file={config_file}:\n{f.read()}")
-    resolve_device(cfg)
+    _use_available_device(cfg)
 
     frozen = cfg.is_frozen()
     cfg.defrost()
@@ -249,7 +232,7 @@ class DefaultTrainer(TrainerBase):
             setup_logger()
         cfg = cfg.clone()
         cfg.defrost()
-        resolve_device(cfg)
+        _use_available_device(cfg)
 
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
@@ -288,7 +271,11 @@ class DefaultTrainer(TrainerBase):
         if getattr(self._trainer, "grad_scaler", None) is not None:
             checkpointables["grad_scaler"] = self._trainer.grad_scaler
         self.checkpointer = Checkpointer(
-            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), **checkpointables
+            model,
+            cfg.OUTPUT_DIR,
+            key_mapper=map_fastreid_state_dict,
+            save_to_disk=comm.is_main_process(),
+            **checkpointables,
         )
 
         self.start_epoch = 0

@@ -2,9 +2,10 @@
 
 * Writes are atomic (temporary file + ``os.replace``) and followed by an update of the
   ``last_checkpoint`` pointer, so a crash never leaves a truncated file behind.
-* Loading uses ``torch.load(weights_only=True)``; FastReID checkpoints load too (their key
-  names are mapped by :func:`fastreid.modeling.compat.map_fastreid_state_dict`, a
-  ``module.`` prefix from DDP is stripped).
+* Loading uses ``torch.load(weights_only=True)``; a ``module.`` prefix from DDP is stripped and
+  an optional ``key_mapper`` renames keys (the trainer and the predictor pass
+  :func:`fastreid.modeling.compat.map_fastreid_state_dict` so FastReID checkpoints load; this
+  module imports nothing from the rest of fastreid).
 * Tensors whose shape differs from the model's (a classifier with another class count) are
   skipped and reported in a table, as are missing and unexpected keys — never silently.
   A checkpoint of another architecture (most tensors do not fit) is one clear error.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -23,7 +24,18 @@ from . import comm
 from .errors import BadInputError
 from .file_io import atomic_torch_save, atomic_write_text
 
-__all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "IncompatibleKeys",
+    "KeyMapper",
+    "load_checkpoint_file",
+    "strip_module_prefix",
+    "unwrap_model",
+]
+
+#: Renames the keys of a state dict (e.g. an older release's names to the current ones).
+KeyMapper = Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]
 
 LAST_CHECKPOINT = "last_checkpoint"
 # Below this fraction of the backbone's weights matching the checkpoint by name and shape,
@@ -111,32 +123,11 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
-def _map_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Strip DDP's ``module.`` prefix and map FastReID key names to ours."""
+def strip_module_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix DDP / DataParallel put on every key (if all keys have it)."""
     if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
-    from fastreid.modeling.compat import map_fastreid_state_dict
-
-    return dict(map_fastreid_state_dict(state_dict))
-
-
-def num_classes_in_checkpoint(path: str) -> int:
-    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint was trained with (0 when it cannot tell).
-
-    Read from the config a fastreid checkpoint stores, else from the classifier's rows
-    (``heads.weight``, as in FastReID checkpoints). Inference builds its classifier with this
-    size so loading reports no spurious shape mismatch for a layer it never uses.
-    """
-    checkpoint = load_checkpoint_file(path)
-    stored = checkpoint.get("config")
-    if isinstance(stored, str):
-        from fastreid.config import CfgNode
-
-        saved = CfgNode.load_cfg(stored)
-        if "MODEL" in saved and int(saved.MODEL.HEADS.NUM_CLASSES) > 0:
-            return int(saved.MODEL.HEADS.NUM_CLASSES)
-    weight = _map_state_dict(checkpoint["model"]).get("heads.weight")
-    return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.dim() == 2 else 0
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return dict(state_dict)
 
 
 class Checkpointer:
@@ -151,6 +142,8 @@ class Checkpointer:
     Args:
         model: the model (a DDP wrapper is unwrapped).
         save_dir: folder for checkpoints and the ``last_checkpoint`` pointer.
+        key_mapper: renames the keys of loaded model state dicts (after ``module.`` is
+            stripped), e.g. ``fastreid.modeling.compat.map_fastreid_state_dict``.
         save_to_disk: write files (default: only on the main process).
         **checkpointables: other objects with ``state_dict`` / ``load_state_dict``.
     """
@@ -160,10 +153,12 @@ class Checkpointer:
         model: nn.Module,
         save_dir: str = "",
         *,
+        key_mapper: Optional[KeyMapper] = None,
         save_to_disk: Optional[bool] = None,
         **checkpointables: Any,
     ) -> None:
         self.model = unwrap_model(model)
+        self.key_mapper = key_mapper
         self.save_dir = save_dir
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.checkpointables: Dict[str, Any] = dict(checkpointables)
@@ -264,7 +259,9 @@ class Checkpointer:
     ) -> IncompatibleKeys:
         """Load ``state_dict`` into the model non-strictly after key mapping, skipping tensors
         of the wrong shape. Raises ``ValueError`` when it clearly belongs to another model."""
-        state_dict = _map_state_dict(state_dict)
+        state_dict = strip_module_prefix(state_dict)
+        if self.key_mapper is not None:
+            state_dict = dict(self.key_mapper(state_dict))
         model_state = self.model.state_dict()
         mismatches = []
         for key in list(state_dict):
