@@ -359,3 +359,139 @@ def test_utils_is_a_leaf_package():
                 if inside or name.startswith(".."):
                     offenders.append(f"{path.name} imports {name}")
     assert not offenders
+
+
+# -- one error line and exit code 2 ----------------------------------------------------------
+def _error_line(capsys, func, *args) -> str:
+    """Run ``func`` as a tool's main does; return its single ``error:`` line."""
+    with pytest.raises(SystemExit) as info:
+        exit_on_bad_input(func, *args)
+    assert info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_base_cycle_names_the_chain(tmp_path, capsys):
+    (tmp_path / "a.yml").write_text("_BASE_: b.yml\n")
+    (tmp_path / "b.yml").write_text("_BASE_: a.yml\n")
+    line = _error_line(capsys, get_cfg().merge_from_file, str(tmp_path / "a.yml"))
+    assert "_BASE_ cycle" in line
+    assert line.index("a.yml") < line.index("b.yml") < line.rindex("a.yml")
+
+
+def test_missing_base_names_the_file_that_references_it(tmp_path, capsys):
+    child = tmp_path / "child.yml"
+    child.write_text("_BASE_: ../nowhere/Base.yml\n")
+    line = _error_line(capsys, get_cfg().merge_from_file, str(child))
+    assert f"'{child}' has _BASE_" in line and "Base.yml" in line
+
+
+def test_test_set_without_any_true_match_is_one_error(capsys):
+    from fastreid.evaluation import evaluate_rank
+
+    distmat = torch.rand(2, 3).numpy()
+    line = _error_line(
+        capsys, evaluate_rank, distmat, [1, 2], [1, 3, 4], [0, 0], [0, 1, 1]
+    )  # query 1's only match shares its camera; query 2 has none
+    assert "None of the 2 queries has a true match" in line and "DATASETS.TESTS" in line
+
+
+def test_negative_learning_rate_names_solver_base_lr(r18_model, capsys):
+    from fastreid.solver import build_optimizer
+
+    line = _error_line(capsys, build_optimizer, _cfg("SOLVER.BASE_LR", "-0.01"), r18_model)
+    assert "SOLVER.BASE_LR is -0.01" in line
+
+
+def test_failed_checkpoint_write_names_the_file_and_keeps_older_ones(
+    r18_model, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from fastreid.utils import file_io
+
+    checkpointer = Checkpointer(r18_model, str(tmp_path), save_to_disk=True)
+    checkpointer.save("model_0000")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_io.os, "fsync", disk_full)
+    line = _error_line(capsys, checkpointer.save, "model_0001")
+    assert f"'{tmp_path / 'model_0001.pth'}'" in line and "No space left" in line
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000.pth"]
+    assert checkpointer.get_checkpoint_file().endswith("model_0000.pth")
+
+
+# -- interrupted saves -----------------------------------------------------------------------
+def test_stale_temporary_files_of_interrupted_saves_are_removed(r18_model, tmp_path):
+    checkpointer = Checkpointer(r18_model, str(tmp_path), save_to_disk=True)
+    checkpointer.save("model_0000")
+    stale = tmp_path / ".model_0001.pth.k2j3h4.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    checkpointer.resume_or_load("", resume=True)
+    assert not stale.exists() and (tmp_path / "model_0000.pth").exists()
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(r18_model, tmp_path, caplog):
+    import copy
+
+    model = copy.deepcopy(r18_model)
+    checkpointer = Checkpointer(model, str(tmp_path), save_to_disk=True)
+    checkpointer.save("model_0000", epoch=0)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    checkpointer.save("model_0001", epoch=1)
+    last = tmp_path / "model_0001.pth"
+    last.write_bytes(last.read_bytes()[:1000])  # killed while the disk was flushing
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    with caplog.at_level(logging.WARNING):
+        extra = checkpointer.resume_or_load("", resume=True)
+    assert extra["epoch"] == 0
+    assert "newest intact checkpoint" in caplog.text and "model_0000.pth" in caplog.text
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, good[key])
+
+
+# -- unreadable evaluation images ------------------------------------------------------------
+def _evaluate(items, num_query, skip_corrupt=True):
+    from fastreid.data import build_reid_test_loader
+    from fastreid.evaluation import ReidEvaluator
+
+    dataset = CommDataset(items, relabel=False, skip_corrupt=skip_corrupt)
+    loader, _ = build_reid_test_loader(dataset, test_batch_size=8, num_query=num_query)
+    evaluator = ReidEvaluator(num_query)
+    for batch in loader:
+        images = torch.nn.functional.interpolate(batch["images"].float(), size=(8, 4))
+        evaluator.process(batch, images.flatten(1))  # colour layout as the feature
+    return evaluator.evaluate(), evaluator
+
+
+def test_skip_corrupt_drops_unreadable_query_and_gallery_images_from_evaluation(
+    synthetic_root, tmp_path, caplog
+):
+    from fastreid.data.datasets import DATASET_REGISTRY
+
+    data = DATASET_REGISTRY.get("SyntheticReID")(root=str(synthetic_root), verbose=False)
+    items = data.query + data.gallery
+    broken = {1, len(data.query) + 2}  # one query and one gallery image
+    copied = []
+    for i, (path, pid, camid, *_) in enumerate(items):
+        target = tmp_path / f"{i:04d}_{Path(path).name}"
+        raw = Path(path).read_bytes()
+        target.write_bytes(raw[:200] if i in broken else raw)
+        copied.append((str(target), pid, camid))
+    with caplog.at_level(logging.WARNING):
+        results, evaluator = _evaluate(copied, len(data.query))
+    assert "Dropped 2 unreadable images from the evaluation (1 query, 1 gallery" in caplog.text
+    assert evaluator.num_dropped == 2
+    # Exactly the metrics of the test set without those two images.
+    readable = [item for i, item in enumerate(copied) if i not in broken]
+    expected, _ = _evaluate(readable, len(data.query) - 1, skip_corrupt=False)
+    assert results == pytest.approx(expected)

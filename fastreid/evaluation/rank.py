@@ -26,10 +26,13 @@ from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from fastreid.utils.errors import BadInputError
+
 from .distance import as_feature_tensor, check_metric, pairwise_distance, squared_norms
 from .protocol import is_junk, market1501_keep
 
 __all__ = [
+    "NoTrueMatchError",
     "RankResult",
     "evaluate_rank",
     "evaluate_single_shot",
@@ -38,6 +41,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class NoTrueMatchError(BadInputError, RuntimeError):
+    """No query of the test set has a true match: the metrics are undefined."""
+
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
 DistanceSource = Union[np.ndarray, torch.Tensor, Callable[[int, int], torch.Tensor]]
@@ -198,9 +206,10 @@ class _Accumulator:
         first = torch.cat(self.first).numpy() if self.first else np.zeros(0)
         num_valid = len(all_ap)
         if num_valid == 0:
-            raise RuntimeError(
-                "No query has a true match in the gallery (after removing same-identity "
-                "same-camera entries); check the query/gallery split and the pids/camids."
+            raise NoTrueMatchError(
+                f"None of the {self.num_queries} queries has a true match in the gallery (a "
+                "gallery image of its identity from another camera); check the test set's "
+                "query/gallery split and its pids/camids (DATASETS.TESTS)."
             )
         cmc = (first[:, None] <= np.arange(1, self.max_rank + 1)[None, :]).mean(axis=0)
         result = RankResult(cmc, float(all_ap.mean()), float(all_inp.mean()), all_ap, all_inp)

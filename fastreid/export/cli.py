@@ -167,6 +167,12 @@ def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
 
     paths = collect_images(args.input)
     size = (args.height, args.width)
+    expected = getattr(runner, "input_size", None)
+    if expected is not None and tuple(expected) != size:
+        raise ValueError(
+            f"The model takes {expected[0]}x{expected[1]} images but --height/--width ask for "
+            f"{size[0]}x{size[1]}; pass --height {expected[0]} --width {expected[1]}."
+        )
     chunks = []
     for start in range(0, len(paths), args.batch_size):
         batch = preprocess_images(paths[start : start + args.batch_size], size).numpy()

@@ -82,6 +82,10 @@ class CheckpointError(BadInputError, RuntimeError):
     """A file that is not a readable checkpoint; the message names the file and what to do."""
 
 
+class CheckpointWriteError(BadInputError, OSError):
+    """A checkpoint could not be written (disk full, permissions); names the file."""
+
+
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
 
@@ -184,7 +188,15 @@ class Checkpointer:
             data[key] = obj.state_dict()
         data.update(extra)
         path = os.path.join(self.save_dir, f"{name}.pth")
-        atomic_torch_save(data, path)
+        try:
+            atomic_torch_save(data, path)
+        except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError
+            raise CheckpointWriteError(
+                f"Could not write checkpoint '{path}' ({type(e).__name__}: {e}). Earlier "
+                "checkpoints are intact. Free disk space (or fix the permissions) in "
+                f"'{self.save_dir}', or set OUTPUT_DIR to another folder, then rerun with "
+                "--resume."
+            ) from e
         self.tag_last_checkpoint(os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
         return path
@@ -212,16 +224,69 @@ class Checkpointer:
             if f.endswith(".pth") and os.path.isfile(os.path.join(self.save_dir, f))
         )
 
+    def remove_stale_temporary_files(self) -> List[str]:
+        """Delete the temporary files of saves that were interrupted (killed mid-write).
+
+        Atomic saves write ``.<name>.<random>.tmp`` next to the target; a finished save
+        renames it, so any left over belongs to a dead run. Returns the removed paths.
+        """
+        if not self.save_dir or not self.save_to_disk or not os.path.isdir(self.save_dir):
+            return []
+        removed = []
+        for name in os.listdir(self.save_dir):
+            if name.startswith(".") and name.endswith(".tmp"):
+                path = os.path.join(self.save_dir, name)
+                try:
+                    os.remove(path)
+                except OSError:
+                    continue
+                removed.append(path)
+        if removed:
+            self.logger.warning(
+                f"Removed {len(removed)} temporary file(s) of interrupted saves in "
+                f"'{self.save_dir}': {', '.join(os.path.basename(p) for p in removed)}"
+            )
+        return removed
+
     # -- loading ----------------------------------------------------------------------------
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load everything from it.
         Otherwise load the model weights only from ``path`` (nothing when ``path`` is empty).
-        Returns the checkpoint's remaining entries (epoch, iteration, ...)."""
+        Returns the checkpoint's remaining entries (epoch, iteration, ...).
+
+        Temporary files of interrupted saves are removed first. When the file
+        ``last_checkpoint`` names is missing or truncated, the newest intact checkpoint in
+        ``save_dir`` is resumed from instead, with a warning."""
+        self.remove_stale_temporary_files()
         if resume and self.has_checkpoint():
-            return self.load(self.get_checkpoint_file())
+            return self._resume_from_newest_intact()
         if resume:
             self.logger.info(f"No checkpoint to resume from in '{self.save_dir}'; starting anew.")
         return self.load(path, checkpointables=[])
+
+    def _resume_from_newest_intact(self) -> Dict[str, Any]:
+        named = self.get_checkpoint_file()
+        try:
+            return self.load(named)
+        except (CheckpointError, FileNotFoundError) as e:
+            first_error = e
+        others = [p for p in self.get_all_checkpoint_files() if p != named]
+        for candidate in sorted(others, key=os.path.getmtime, reverse=True):
+            try:
+                checkpoint = load_checkpoint_file(candidate)
+            except CheckpointError:
+                self.logger.warning(f"Checkpoint '{candidate}' is unreadable too; skipping it.")
+                continue
+            self.logger.warning(
+                f"last_checkpoint names '{named}', which cannot be read ({first_error}); "
+                f"resuming from the newest intact checkpoint, '{candidate}', instead."
+            )
+            return self._load_checkpoint(checkpoint, candidate, None)
+        raise CheckpointError(
+            f"Cannot resume from '{self.save_dir}': last_checkpoint names '{named}', which "
+            f"cannot be read ({first_error}), and no other checkpoint there is intact. Start "
+            "anew without --resume (or in another OUTPUT_DIR)."
+        ) from first_error
 
     def load(self, path: str, checkpointables: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Load the model (and the named checkpointables; default: all) from ``path``.
@@ -233,7 +298,11 @@ class Checkpointer:
             self.logger.info("No checkpoint given; the model keeps its initialisation.")
             return {}
         self.logger.info(f"Loading checkpoint from {path}")
-        checkpoint = load_checkpoint_file(path)
+        return self._load_checkpoint(load_checkpoint_file(path), path, checkpointables)
+
+    def _load_checkpoint(
+        self, checkpoint: Dict[str, Any], path: str, checkpointables: Optional[Iterable[str]]
+    ) -> Dict[str, Any]:
         incompatible = self.load_model_state(checkpoint.pop("model"), source=path)
         if incompatible:
             self.logger.warning(
