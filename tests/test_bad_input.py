@@ -495,3 +495,210 @@ def test_skip_corrupt_drops_unreadable_query_and_gallery_images_from_evaluation(
     readable = [item for i, item in enumerate(copied) if i not in broken]
     expected, _ = _evaluate(readable, len(data.query) - 1, skip_corrupt=False)
     assert results == pytest.approx(expected)
+
+
+# -- training runs: test sets, checkpoints, losses, output folders ---------------------------
+def _trainer_cfg(root: Path, output_dir: Path, *opts: str):
+    return _cfg(
+        "DATASETS.ROOT", str(root), "OUTPUT_DIR", str(output_dir), "MODEL.BACKBONE.DEPTH", "18x",
+        "INPUT.SIZE_TRAIN", "[32,16]", "INPUT.SIZE_TEST", "[32,16]", "SOLVER.LOG_PERIOD", "1",
+        "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.EVAL_PERIOD", "5", *opts,
+    )  # fmt: skip
+
+
+def test_misspelled_test_set_stops_training_before_the_first_step(synthetic_root, tmp_path):
+    from fastreid.engine import DefaultTrainer
+
+    cfg = _trainer_cfg(synthetic_root, tmp_path, "DATASETS.TESTS", '("SyntheticReId",)')
+    trainer = DefaultTrainer(cfg)
+    steps = []
+    trainer.register_hooks([_StepCounter(steps)])
+    with pytest.raises(KeyError, match="Did you mean: SyntheticReID"):
+        trainer.train()
+    assert steps == [] and not list(tmp_path.glob("*.pth"))
+
+
+class _StepCounter:
+    """A hook that records the iterations it sees."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __getattr__(self, name):
+        return lambda: None
+
+    def after_step(self):
+        self.steps.append(self.trainer.iter)
+
+
+def test_test_set_without_gallery_or_true_match_is_refused_before_training(tmp_path):
+    from fastreid.evaluation import ReidEvaluator
+    from fastreid.evaluation.rank import NoTrueMatchError
+
+    query = [("q0.jpg", 1, 0), ("q1.jpg", 2, 0)]
+    same_camera = [("g0.jpg", 1, 0), ("g1.jpg", 3, 1), ("g2.jpg", -1, 1)]
+    with pytest.raises(NoTrueMatchError, match=r"Test set 'Toy' \(DATASETS.TESTS\).*2 queries"):
+        ReidEvaluator(2).check_test_set(CommDataset(query + same_camera, relabel=False), "Toy")
+    with pytest.raises(ValueError, match=r"'Toy'.*2 query and 0 gallery images"):
+        ReidEvaluator(2).check_test_set(CommDataset(query, relabel=False), "Toy")
+    # One query with a match from another camera is enough.
+    usable = same_camera + [("g3.jpg", 2, 1)]
+    ReidEvaluator(2).check_test_set(CommDataset(query + usable, relabel=False), "Toy")
+
+
+def test_the_epoch_is_saved_before_a_failing_evaluation(synthetic_root, tmp_path):
+    from fastreid.engine import DefaultTrainer
+
+    class BrokenTest(DefaultTrainer):
+        @classmethod
+        def test(cls, cfg, model):
+            raise RuntimeError("evaluation crashed")
+
+    trainer = BrokenTest(_trainer_cfg(synthetic_root, tmp_path, "SOLVER.MAX_EPOCH", "1"))
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        trainer.train()
+    assert (tmp_path / "model_final.pth").is_file()
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+
+
+def test_nan_loss_is_one_error_naming_the_last_good_checkpoint(synthetic_root, tmp_path, capsys):
+    from fastreid.engine import DefaultTrainer
+
+    trainer = DefaultTrainer(_trainer_cfg(synthetic_root, tmp_path, "SOLVER.MAX_EPOCH", "2"))
+    first_bad = trainer.iters_per_epoch  # the first step of the second epoch
+
+    def poison(module, inputs, losses):
+        if trainer.iter >= first_bad:
+            return {k: v * float("nan") for k, v in losses.items()}
+        return losses
+
+    trainer.model.register_forward_hook(poison)
+    line = _error_line(capsys, trainer.train)
+    assert f"infinite or NaN at iteration {first_bad}" in line
+    assert f"last good checkpoint is '{tmp_path / 'model_0000.pth'}'" in line
+    assert "--resume" in line and "SOLVER.BASE_LR" in line
+    assert not (tmp_path / "model_final.pth").exists()
+
+
+def test_diverging_loss_warns_naming_the_learning_rate(caplog):
+    import itertools
+
+    from fastreid.engine import SimpleTrainer
+
+    class Regression(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, batch):
+            return {"loss_mse": ((self.w * batch["x"] - batch["y"]) ** 2).mean()}
+
+    model = Regression()
+    batch = {"x": torch.full((4,), 2.0), "y": torch.full((4,), 1.0)}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # ~50x the loss per step
+    trainer = SimpleTrainer(model, itertools.repeat(batch), optimizer, log_period=1)
+    with caplog.at_level(logging.WARNING, logger="fastreid"):
+        trainer.train(0, 1, 4)
+    assert "training is diverging" in caplog.text
+    assert "The learning rate is 1" in caplog.text and "SOLVER.BASE_LR" in caplog.text
+    assert caplog.text.count("training is diverging") == 1
+
+
+def test_stable_loss_gives_no_divergence_warning(caplog):
+    import itertools
+
+    from fastreid.engine import SimpleTrainer
+
+    model = torch.nn.Linear(2, 1)
+    batch = {"x": torch.ones(4, 2)}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = SimpleTrainer(
+        _LossOf(model), itertools.repeat(batch), optimizer, log_period=1
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="fastreid"):
+        trainer.train(0, 1, 4)
+    assert "diverging" not in caplog.text
+
+
+class _LossOf(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, batch):
+        return {"loss": self.inner(batch["x"]).pow(2).mean() + 1.0}
+
+
+def _setup_args(**flags):
+    import argparse
+
+    return argparse.Namespace(
+        config_file="", resume=False, eval_only=False, overwrite=False, opts=[], **flags
+    )
+
+
+def test_output_dir_of_a_live_run_is_refused(tmp_path, capsys):
+    import socket
+
+    from fastreid.engine.output_dir import LOCK_NAME
+
+    (tmp_path / LOCK_NAME).write_text(f"{os.getppid()} {socket.gethostname()}\n")
+    cfg = _cfg("OUTPUT_DIR", str(tmp_path))
+    line = _error_line(capsys, default_setup, cfg, _setup_args())
+    assert f"OUTPUT_DIR '{tmp_path}' is in use by a running process (pid {os.getppid()}" in line
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_stale_lock_of_a_dead_run_is_taken_over(tmp_path, caplog):
+    import socket
+
+    from fastreid.engine.output_dir import LOCK_NAME, release_output_dir
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_NAME).write_text(f"{dead.pid} {socket.gethostname()}\n")
+    with caplog.at_level(logging.WARNING):
+        default_setup(_cfg("OUTPUT_DIR", str(tmp_path)), _setup_args())
+    assert f"left by process {dead.pid}, which is no longer running" in caplog.text
+    assert (tmp_path / LOCK_NAME).read_text().split()[0] == str(os.getpid())
+    release_output_dir(str(tmp_path))
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_finished_run_is_not_overwritten_without_resume_or_overwrite(tmp_path, capsys):
+    from fastreid.engine.output_dir import release_output_dir
+
+    (tmp_path / "model_final.pth").write_bytes(b"trained weights")
+    (tmp_path / "model_best.pth").write_bytes(b"best weights")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    cfg = _cfg("OUTPUT_DIR", str(tmp_path))
+    line = _error_line(capsys, default_setup, cfg, _setup_args())
+    assert "holds a finished run" in line and "--resume" in line and "--overwrite" in line
+    assert (tmp_path / "model_final.pth").read_bytes() == b"trained weights"
+    # --resume continues it; --overwrite starts anew (the old resume pointer goes).
+    default_setup(_cfg("OUTPUT_DIR", str(tmp_path)), _resume())
+    release_output_dir(str(tmp_path))
+    default_setup(_cfg("OUTPUT_DIR", str(tmp_path)), _overwrite())
+    release_output_dir(str(tmp_path))
+    assert not (tmp_path / "last_checkpoint").exists()
+    # Evaluating into it is fine.
+    default_setup(_cfg("OUTPUT_DIR", str(tmp_path)), _eval_only())
+    release_output_dir(str(tmp_path))
+
+
+def _resume():
+    args = _setup_args()
+    args.resume = True
+    return args
+
+
+def _overwrite():
+    args = _setup_args()
+    args.overwrite = True
+    return args
+
+
+def _eval_only():
+    args = _setup_args()
+    args.eval_only = True
+    return args

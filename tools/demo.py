@@ -78,6 +78,7 @@ def main() -> None:
             "tools/train_net.py",
             "--config-file",
             args.config_file,
+            "--overwrite",  # a demo run replaces the previous demo's checkpoints
             *args.opts,
             "OUTPUT_DIR",
             train_dir,

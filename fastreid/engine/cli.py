@@ -11,6 +11,7 @@ from fastreid.utils.errors import exit_on_bad_input
 
 from .defaults import DefaultTrainer, default_argument_parser, default_setup
 from .launch import launch
+from .output_dir import release_output_dir
 
 __all__ = ["setup", "main", "main_reporting_bad_input", "run", "train_main", "eval_main"]
 
@@ -29,15 +30,18 @@ def setup(args: argparse.Namespace) -> CfgNode:
 def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
     """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
     cfg = setup(args)
-    if args.eval_only:
-        from fastreid.predictor import build_model_from_cfg
+    try:
+        if args.eval_only:
+            from fastreid.predictor import build_model_from_cfg
 
-        model = build_model_from_cfg(cfg, build_fn=trainer_cls.build_model)
-        return trainer_cls.test(model.cfg, model)
+            model = build_model_from_cfg(cfg, build_fn=trainer_cls.build_model)
+            return trainer_cls.test(model.cfg, model)
 
-    trainer = trainer_cls(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+        trainer = trainer_cls(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+    finally:
+        release_output_dir(cfg.OUTPUT_DIR or None)
 
 
 def main_reporting_bad_input(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:

@@ -28,7 +28,12 @@ from fastreid.config import CfgNode, ConfigArgumentParser
 from fastreid.modeling.compat import map_fastreid_state_dict
 from fastreid.solver import build_gradient_clipper
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer, unwrap_model
+from fastreid.utils.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint_file,
+    unwrap_model,
+)
 from fastreid.utils.env import (
     collect_env_info,
     get_rng_state,
@@ -42,7 +47,13 @@ from fastreid.utils.logger import setup_logger
 from fastreid.utils.precision_bn import get_bn_modules
 
 from . import hooks
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .output_dir import (
+    OutputDirInUseError,
+    acquire_output_dir,
+    check_previous_run,
+    release_output_dir,
+)
+from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase
 
 __all__ = [
     "default_argument_parser",
@@ -90,6 +101,12 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         "--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS, no training"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train anew into an OUTPUT_DIR that holds an earlier run's checkpoints "
+        "(they are replaced); without it such a run is refused unless --resume is given",
+    )
+    parser.add_argument(
         "--num-gpus",
         type=int,
         default=1,
@@ -121,7 +138,9 @@ def _use_available_device(cfg: CfgNode) -> CfgNode:
 
 
 def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> CfgNode:
-    """What every run does first: create ``OUTPUT_DIR``, log to the console and
+    """What every run does first: create ``OUTPUT_DIR`` and take its lock (a folder a live run
+    uses is refused; training anew over an earlier run's checkpoints needs ``--resume`` or
+    ``--overwrite``, see :mod:`fastreid.engine.output_dir`), log to the console and
     ``OUTPUT_DIR/log.txt``, log the environment, arguments and config, fall back to the CPU
     when no GPU exists, seed every RNG (``SEED``, plus the rank) and write the config to
     ``OUTPUT_DIR/config.yaml``. Returns ``cfg`` (updated in place for device and seed)."""
@@ -129,6 +148,17 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
         ensure_dir(output_dir, what="OUTPUT_DIR")
+        acquire_output_dir(output_dir)
+        if args is not None and not getattr(args, "eval_only", False):
+            try:
+                check_previous_run(
+                    output_dir,
+                    resume=bool(getattr(args, "resume", False)),
+                    overwrite=bool(getattr(args, "overwrite", False)),
+                )
+            except OutputDirInUseError:
+                release_output_dir(output_dir)
+                raise
     comm.synchronize()
     setup_logger(output_dir or None, distributed_rank=rank)
     log = logging.getLogger("fastreid")
@@ -318,6 +348,7 @@ class DefaultTrainer(TrainerBase):
 
         self._eval_hook: Optional[hooks.EvalHook] = None
         self._checkpoint_hook: Optional[hooks.PeriodicCheckpointer] = None
+        self._best_hook: Optional[hooks.BestCheckpointer] = None
         self.register_hooks(self.build_hooks())
 
         if comm.is_main_process() and cfg.OUTPUT_DIR:
@@ -437,16 +468,45 @@ class DefaultTrainer(TrainerBase):
                 )
         if "data_seed" in checkpoint:
             self._trainer.data_stream.seed = int(checkpoint["data_seed"])
-        if self._checkpoint_hook is not None:
-            self._checkpoint_hook.best_metric = checkpoint.get("best_metric")
+        if self._best_hook is not None:
+            self._best_hook.best_metric = self._best_metric_on_disk(checkpoint.get("best_metric"))
         logger.info(
             f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
         )
 
+    def _best_metric_on_disk(self, stored: Optional[float]) -> Optional[float]:
+        """The best metric so far: the resumed checkpoint's, or model_best's when higher
+        (model_best is written after the epoch's checkpoint, by the evaluation)."""
+        path = os.path.join(self.cfg.OUTPUT_DIR, "model_best.pth")
+        if not (self.cfg.OUTPUT_DIR and os.path.isfile(path)):
+            return stored
+        try:
+            best = load_checkpoint_file(path).get("best_metric")
+        except CheckpointError:
+            return stored
+        if best is None or (stored is not None and stored >= best):
+            return stored
+        return float(best)
+
     def train(self) -> Dict[str, Any]:
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation
-        results (on the main process)."""
-        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        results (on the main process).
+
+        The test sets are checked first (:meth:`check_test_sets`), so a typo or an empty
+        gallery stops the run before any training, not at the first evaluation."""
+        self.check_test_sets(self.cfg)
+        try:
+            super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        except NonFiniteLossError as e:
+            last = self.checkpointer.get_checkpoint_file() if self.checkpointer.save_dir else ""
+            if last and os.path.isfile(last):
+                where = (
+                    f"The last good checkpoint is '{last}'; after the change, rerun with "
+                    "--resume to continue from it."
+                )
+            else:
+                where = "No checkpoint was written before it; start the run again."
+            raise NonFiniteLossError(f"{e} {where}") from e
         results = self._eval_hook.latest_results if self._eval_hook is not None else {}
         return dict(results) if comm.is_main_process() else {}
 
@@ -464,9 +524,9 @@ class DefaultTrainer(TrainerBase):
     # -- hooks and writers -----------------------------------------------------------------
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
         """Default hooks, in order: IterationTimer, LRScheduler (one more per extra optimizer
-        with a scheduler), LayerFreeze, PreciseBN,
-        EvalHook, PeriodicCheckpointer (after EvalHook so model_best uses this epoch's
-        metric), PeriodicWriter, ProgressBar."""
+        with a scheduler), LayerFreeze, PreciseBN, PeriodicCheckpointer (before the
+        evaluation, so a failing evaluation loses nothing), EvalHook, BestCheckpointer
+        (model_best from this epoch's metric), PeriodicWriter, ProgressBar."""
         cfg = self.cfg
         result: List[Optional[hooks.HookBase]] = [
             hooks.IterationTimer(),
@@ -499,19 +559,25 @@ class DefaultTrainer(TrainerBase):
                     cfg.TEST.EVAL_PERIOD,
                 )
             )
+        tests = list(cfg.DATASETS.TESTS)
+        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
+        self._best_hook = hooks.BestCheckpointer(
+            self.checkpointer, metric_name=metric_name, extra_state_fn=self.checkpoint_state
+        )
+        # The epoch's checkpoint is written before evaluating: a failing evaluation never
+        # costs the training; model_best follows the evaluation.
+        self._checkpoint_hook = hooks.PeriodicCheckpointer(
+            self.checkpointer,
+            cfg.SOLVER.CHECKPOINT_PERIOD,
+            extra_state_fn=self.checkpoint_state,
+            best_metric_fn=lambda: self._best_hook.best_metric,
+        )
+        result.append(self._checkpoint_hook)
         self._eval_hook = hooks.EvalHook(
             cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)
         )
         result.append(self._eval_hook)
-        tests = list(cfg.DATASETS.TESTS)
-        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
-        self._checkpoint_hook = hooks.PeriodicCheckpointer(
-            self.checkpointer,
-            cfg.SOLVER.CHECKPOINT_PERIOD,
-            metric_name=metric_name,
-            extra_state_fn=self.checkpoint_state,
-        )
-        result.append(self._checkpoint_hook)
+        result.append(self._best_hook)
         # Every process runs the writer hook: flushing the losses averages them across ranks.
         writers = self.build_writers() if comm.is_main_process() else []
         result.append(hooks.PeriodicWriter(writers, period=cfg.SOLVER.LOG_PERIOD))
@@ -608,6 +674,26 @@ class DefaultTrainer(TrainerBase):
             output_dir=output_dir,
         )
         return data_loader, evaluator
+
+    @classmethod
+    def check_test_sets(cls, cfg: CfgNode) -> None:
+        """Build the loader and evaluator of every ``DATASETS.TESTS`` entry once, before
+        training: a misspelled name, a missing folder, an empty query or gallery, or a test
+        set without any true match is one error now rather than at the first evaluation.
+        Evaluators check their own needs in ``check_test_set(test_set, dataset_name)``."""
+        for dataset_name in cfg.DATASETS.TESTS:
+            try:
+                built = cls.build_evaluator(cfg, dataset_name, output_dir=None)
+            except NotImplementedError:
+                continue  # test() warns about it
+            if isinstance(built, tuple):
+                data_loader, evaluator = built
+            else:
+                evaluator = built
+                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
+            check = getattr(evaluator, "check_test_set", None)
+            if check is not None:
+                check(getattr(data_loader, "dataset", None), dataset_name)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:

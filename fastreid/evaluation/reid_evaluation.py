@@ -13,7 +13,13 @@ from fastreid.utils import comm
 
 from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator
 from .query_expansion import aqe
-from .rank import RankResult, evaluate_rank, evaluate_repeated_draws, evaluate_single_shot
+from .rank import (
+    NoTrueMatchError,
+    RankResult,
+    evaluate_rank,
+    evaluate_repeated_draws,
+    evaluate_single_shot,
+)
 from .rerank import KReciprocalDistance
 from .roc import DEFAULT_FPRS, RocAccumulator
 
@@ -101,6 +107,33 @@ class ReidEvaluator(DatasetEvaluator):
             "topk_gallery_limit": test.TOPK_GALLERY_LIMIT,
             "topk": test.TOPK,
         }
+
+    def check_test_set(self, test_set, dataset_name: str) -> None:
+        """Before training: the test set has queries, a gallery and, under the Market-1501
+        and CUHK03 protocols, at least one query with a true match (by labels only)."""
+        items = list(getattr(test_set, "img_items", None) or [])
+        num_gallery = len(items) - self.num_query
+        where = f"Test set '{dataset_name}' (DATASETS.TESTS)"
+        if self.num_query <= 0 or num_gallery <= 0:
+            raise ValueError(
+                f"{where} has {self.num_query} query and {max(num_gallery, 0)} gallery images; "
+                "both must be non-empty. Check its folders, or remove it from DATASETS.TESTS."
+            )
+        if self.protocol == "repeated_draws":
+            return
+        cams_by_pid: Dict[object, set] = {}
+        for _, pid, camid, *_ in items[self.num_query :]:
+            cams_by_pid.setdefault(pid, set()).add(camid)
+        for _, pid, camid, *_ in items[: self.num_query]:
+            if isinstance(pid, int) and pid < 0:
+                continue
+            if cams_by_pid.get(pid, set()) - {camid}:
+                return
+        raise NoTrueMatchError(
+            f"{where}: none of its {self.num_query} queries has a true match in the gallery "
+            "(an image of the same identity from another camera), so no metric can be "
+            "computed. Check its query/gallery folders and the pids/camids they yield."
+        )
 
     def reset(self) -> None:
         self._features: List[torch.Tensor] = []

@@ -199,8 +199,9 @@ class Checkpointer:
         return f"{os.path.splitext(path)[0]}_rank{rank}.pth"
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, name: str, **extra: Any) -> Optional[str]:
-        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it.
+    def save(self, name: str, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
+        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it (unless
+        ``tag_last`` is False: model_best is a copy, not a step of the resume chain).
 
         ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
         be tensors, numbers, strings or containers of those. Returns the path (``None`` when
@@ -222,7 +223,8 @@ class Checkpointer:
             data[key] = obj.state_dict()
         data.update(extra)
         self._write(data, path)
-        self.tag_last_checkpoint(os.path.basename(path))
+        if tag_last:
+            self.tag_last_checkpoint(os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
         return path
 
