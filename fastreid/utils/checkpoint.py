@@ -307,10 +307,15 @@ class Checkpointer:
 
     def _resume_from_newest_intact(self) -> Dict[str, Any]:
         named = self.get_checkpoint_file()
+        # Only an unreadable (truncated, missing) main file falls back; any other problem of
+        # a readable checkpoint (e.g. a missing per-process file) is reported as it is.
         try:
-            return self.load(named)
+            checkpoint = load_checkpoint_file(named)
         except (CheckpointError, FileNotFoundError) as e:
             first_error = e
+        else:
+            self.logger.info(f"Loading checkpoint from {named}")
+            return self._load_checkpoint(checkpoint, named, None)
         others = [p for p in self.get_all_checkpoint_files() if p != named]
         for candidate in sorted(others, key=os.path.getmtime, reverse=True):
             try:
