@@ -12,12 +12,12 @@ Bad input ends with one ``error:`` line and exit code 2.
 """
 
 import argparse
-import logging
 from typing import Any
 
 from fastreid.config import get_cfg
 from fastreid.engine import default_argument_parser, default_setup, launch
-from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
+from fastreid.engine.output_dir import release_output_dir
+from fastreid.predictor import build_model_from_cfg
 from fastreid.utils.errors import exit_on_bad_input
 from projects.FastRetri.fastretri import RetriTrainer, add_retri_config
 
@@ -34,26 +34,17 @@ def setup(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> Any:
+    """Train, or with ``--eval-only`` evaluate MODEL.WEIGHTS (random weights without it)."""
     cfg = setup(args)
-    if args.eval_only:
-        cfg.defrost()
-        cfg.MODEL.BACKBONE.PRETRAIN = False  # the weights come from MODEL.WEIGHTS
-        if cfg.MODEL.HEADS.NUM_CLASSES == 0:
-            # The classifier is unused at test time; sized like the checkpoint's (or 1 for a
-            # randomly initialised model) it loads without a spurious mismatch.
-            found = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS) if cfg.MODEL.WEIGHTS else 0
-            cfg.MODEL.HEADS.NUM_CLASSES = found or 1
-        cfg.freeze()
-        if not cfg.MODEL.WEIGHTS:
-            logging.getLogger("fastreid").warning(
-                "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
-            )
-        model = RetriTrainer.build_model(cfg)
-        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
-        return RetriTrainer.test(cfg, model)
-    trainer = RetriTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    try:
+        if args.eval_only:
+            model = build_model_from_cfg(cfg, build_fn=RetriTrainer.build_model)
+            return RetriTrainer.test(model.cfg, model)
+        trainer = RetriTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+    finally:
+        release_output_dir(cfg.OUTPUT_DIR or None)
 
 
 def main_reporting_bad_input(args: argparse.Namespace) -> Any:
