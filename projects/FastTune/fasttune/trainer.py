@@ -103,6 +103,10 @@ class TuneReportHook(hooks.EvalHook):
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
+# The search keeps each trial's checkpoints itself; a trial writes no model files of its own.
+_NOT_IN_TRIALS = (hooks.PeriodicCheckpointer, hooks.BestCheckpointer, hooks.ProgressBar)
+
+
 class TuneTrainer(DefaultTrainer):
     """The trainer of one trial: the default hooks, with the evaluation hook replaced by
     :class:`TuneReportHook` and without the periodic checkpoints (the search keeps its own)
@@ -115,7 +119,7 @@ class TuneTrainer(DefaultTrainer):
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
         result: List[Optional[hooks.HookBase]] = []
         for hook in super().build_hooks():
-            if isinstance(hook, (hooks.PeriodicCheckpointer, hooks.ProgressBar)):
+            if isinstance(hook, _NOT_IN_TRIALS):
                 continue
             if type(hook) is hooks.EvalHook:
                 hook = TuneReportHook(
@@ -126,6 +130,7 @@ class TuneTrainer(DefaultTrainer):
                 self._eval_hook = hook
             result.append(hook)
         self._checkpoint_hook = None
+        self._best_hook = None
         return result
 
 
