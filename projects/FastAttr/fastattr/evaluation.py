@@ -92,8 +92,8 @@ def plot_attribute_recall(
     ax.set_xlim(0, 100)
     ax.set_xlabel("recall (%)")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
