@@ -20,6 +20,7 @@ Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --s
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -131,6 +132,8 @@ MARKET_FIELDS: Dict[str, Tuple[str, int]] = {
     **{f"lower_{c}": (f"down{c}", 2) for c in COLOR_NAMES},
 }
 MARKET_ATTRIBUTE_FILE = "market_attribute.mat"
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fastreid.data.synthetic"
+_MAT_HEADER_BYTES = 116
 
 
 def write_market_attribute_mat(
@@ -156,7 +159,14 @@ def write_market_attribute_mat(
         fields["image_index"] = index
         return fields
 
-    savemat(path, {"market_attribute": {"train": split(train_pids), "test": split(test_pids)}})
+    buffer = io.BytesIO()
+    savemat(buffer, {"market_attribute": {"train": split(train_pids), "test": split(test_pids)}})
+    data = bytearray(buffer.getvalue())
+    # savemat stamps the time into the 116-byte header text; a fixed text keeps the file the
+    # same for the same seed.
+    data[:_MAT_HEADER_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_BYTES, b" ")
+    with open(path, "wb") as f:
+        f.write(bytes(data))
 
 
 @dataclass
