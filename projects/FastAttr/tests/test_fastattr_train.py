@@ -66,6 +66,18 @@ def tiny_cfg(root: str, output_dir: str, *opts):
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def _drop_added_log_handlers():
+    """train_net.main sets up the fastreid logger on this test's captured stdout; remove
+    those handlers so later tests do not write to a closed stream."""
+    logger = logging.getLogger("fastreid")
+    before = list(logger.handlers)
+    yield
+    for handler in [h for h in logger.handlers if h not in before]:
+        logger.removeHandler(handler)
+        handler.close()
+
+
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
