@@ -12,12 +12,13 @@ traceback).
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.engine import default_argument_parser, default_setup, launch
-from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
+from fastreid.engine.output_dir import release_output_dir
+from fastreid.modeling.compat import num_classes_in_checkpoint
+from fastreid.predictor import build_model_from_cfg
 from fastreid.utils.errors import exit_on_bad_input
 from projects.FastAttr.fastattr import AttrTrainer, add_attr_config
 from projects.FastAttr.fastattr.trainer import build_attribute_datasets, set_num_attributes
@@ -37,8 +38,6 @@ def setup(args: argparse.Namespace) -> CfgNode:
 def evaluate(cfg: CfgNode) -> Any:
     """Test MODEL.WEIGHTS on DATASETS.TESTS, the head sized to the first test set."""
     cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.BACKBONE.PRETRAIN = False  # the weights come from MODEL.WEIGHTS
     first = cfg.DATASETS.TESTS[0]
     count = len(build_attribute_datasets(cfg, [first])[0].attribute_names)
     if cfg.MODEL.WEIGHTS:
@@ -48,24 +47,21 @@ def evaluate(cfg: CfgNode) -> Any:
                 f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} predicts {trained} attributes but {first} "
                 f"has {count}; evaluate it on the kind of dataset it was trained on."
             )
-    else:
-        logging.getLogger("fastreid").warning(
-            "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
-        )
     set_num_attributes(cfg, count, first)
-    cfg.freeze()
-    model = AttrTrainer.build_model(cfg)
-    Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
-    return AttrTrainer.test(cfg, model)
+    model = build_model_from_cfg(cfg, build_fn=AttrTrainer.build_model)
+    return AttrTrainer.test(model.cfg, model)
 
 
 def main(args: argparse.Namespace) -> Any:
     cfg = setup(args)
-    if args.eval_only:
-        return evaluate(cfg)
-    trainer = AttrTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    try:
+        if args.eval_only:
+            return evaluate(cfg)
+        trainer = AttrTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+    finally:
+        release_output_dir(cfg.OUTPUT_DIR or None)
 
 
 def main_reporting_bad_input(args: argparse.Namespace) -> Any:
