@@ -312,7 +312,8 @@ class Distiller(Baseline):
         # A plain list of modules or builders: deliberately not registered (see module doc).
         self._teacher_sources: List[TeacherSource] = list(teachers)
         self._file_teachers: Optional[List[nn.Module]] = None
-        self._ema_teacher: Optional[nn.Module] = None
+        # A list, not an attribute: assigning a module would register it as a submodule.
+        self._ema_teacher_slot: List[nn.Module] = []
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
@@ -380,7 +381,7 @@ class Distiller(Baseline):
     def teachers(self) -> List[nn.Module]:
         """All teachers in loss order: the EMA teacher first (when enabled), then the files."""
         file_teachers = self.load_teachers()
-        return ([self._ema_teacher] if self._ema_teacher is not None else []) + file_teachers
+        return self._ema_teacher_slot + file_teachers
 
     def _student_copy(self) -> Baseline:
         return Baseline(
@@ -396,11 +397,13 @@ class Distiller(Baseline):
         """Create the EMA teacher from the student (first call) or move it towards it."""
         if self.ema_momentum is None:
             return
-        if self._ema_teacher is None:
-            self._ema_teacher = self._student_copy().requires_grad_(False).to(self.device)
+        if not self._ema_teacher_slot:
+            self._ema_teacher_slot.append(
+                self._student_copy().requires_grad_(False).to(self.device)
+            )
             return
         m = self.ema_momentum
-        ema_state = self._ema_teacher.state_dict()
+        ema_state = self._ema_teacher_slot[0].state_dict()
         for name, value in self._student_copy_state().items():
             target = ema_state[name]
             if target.is_floating_point():
@@ -566,8 +569,8 @@ class DistillerOverhaul(Distiller):
     @torch.no_grad()
     def update_ema_teacher(self) -> None:
         super().update_ema_teacher()
-        if self._ema_teacher is not None:  # its BN moves with the student: refresh its margins
-            self._set_margins(0, self._ema_teacher)
+        if self._ema_teacher_slot:  # its BN moves with the student: refresh its margins
+            self._set_margins(0, self._ema_teacher_slot[0])
 
     def _load_from_state_dict(
         self,
