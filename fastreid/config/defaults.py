@@ -377,6 +377,8 @@ _C.TEST = CN()
 _C.TEST.EVAL_PERIOD = 20
 # Global test batch size.
 _C.TEST.IMS_PER_BATCH = 64
+# Evaluator class in EVALUATOR_REGISTRY (ReidEvaluator; projects register their own)
+_C.TEST.EVALUATOR = "ReidEvaluator"
 # Distance: cosine, euclidean (jaccard via TEST.RERANK).
 _C.TEST.METRIC = "cosine"
 

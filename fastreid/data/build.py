@@ -179,16 +179,21 @@ def _test_loader_from_config(
     dataset = DATASET_REGISTRY.get(dataset_name)(
         root=_datasets_root(cfg), verbose=comm.is_main_process(), **kwargs
     )
+    if hasattr(dataset, "test_items"):
+        items, num_query = dataset.test_items()
+    else:  # a registered class that is not a fastreid Dataset: query/gallery lists
+        items, num_query = dataset.query + dataset.gallery, len(dataset.query)
     test_set = CommDataset(
-        dataset.query + dataset.gallery,
+        items,
         transforms,
         relabel=False,
         skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
     )
+    test_set.source, test_set.dataset_name = dataset, dataset_name
     return {
         "test_set": test_set,
         "test_batch_size": cfg.TEST.IMS_PER_BATCH,
-        "num_query": len(dataset.query),
+        "num_query": num_query,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
     }
 

@@ -19,19 +19,25 @@ _MAX_REPLACEMENTS = 20
 
 
 class CommDataset(Dataset):
-    """Samples of ``(img_path, pid, camid[, extras])`` items as dicts.
+    """Samples of ``(img_path, label, camid[, extras])`` items as dicts.
 
     Args:
         img_items: the items (e.g. ``dataset.train`` of several datasets concatenated).
+            ``label`` is an identity or class (str or int; ``None`` when ``extras`` holds the
+            targets); ``camid`` a camera or ``None`` (no camera); ``extras`` a dict of more
+            fields.
         transform: callable on a uint8 (3, H, W) tensor (see ``build_transforms``); None keeps
             the decoded uint8 image.
-        relabel: map pids and camids to contiguous ints 0..N-1 (training); otherwise they must
-            already be ints (query/gallery).
+        relabel: map labels and camids to contiguous ints 0..N-1 (training); otherwise int
+            labels are kept and string labels numbered in sorted order (test sets).
         skip_corrupt: replace an unreadable image by another one of the same identity (a warning
             is logged) instead of raising.
 
-    ``dataset[i]`` is a dict: ``images`` (transformed image), ``targets`` (int), ``camids`` (int),
-    ``img_paths`` (str) and any extras of the item (lists of numbers become tensors).
+    ``dataset[i]`` is a dict: ``images`` (transformed image), ``targets`` (int; -1 without a
+    label), ``camids`` (int; -1 without a camera), ``img_paths`` (str) and the item's extras
+    (lists of numbers become tensors). An extras entry ``targets`` replaces the label: a
+    multi-label attribute vector, for instance; :attr:`num_classes` is then its length.
+    ``source`` is the registered dataset object the items came from (set by the loaders).
     """
 
     def __init__(
@@ -45,8 +51,10 @@ class CommDataset(Dataset):
         self.transform = transform
         self.relabel = relabel
         self.skip_corrupt = skip_corrupt
-        self.pids = sorted({item[1] for item in self.img_items}, key=str)
-        self.cams = sorted({item[2] for item in self.img_items}, key=str)
+        self.pids = sorted({item[1] for item in self.img_items if item[1] is not None}, key=str)
+        self.cams = sorted({item[2] for item in self.img_items if item[2] is not None}, key=str)
+        self.source: Any = None
+        self.dataset_name = ""
         self.pid_dict: Dict[Any, int] = {p: i for i, p in enumerate(self.pids)}
         self.cam_dict: Dict[Any, int] = {c: i for i, c in enumerate(self.cams)}
         self._by_pid: Optional[Dict[Any, List[int]]] = None
@@ -56,6 +64,11 @@ class CommDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
+        """Training identities/classes, or the length of the items' ``targets`` vectors."""
+        if self.img_items and len(self.img_items[0]) > 3:
+            targets = self.img_items[0][3].get("targets")
+            if targets is not None and not isinstance(targets, (int, float)):
+                return len(targets)
         return len(self.pids)
 
     @property
@@ -92,14 +105,24 @@ class CommDataset(Dataset):
             "too; the dataset looks broken."
         ) from first_error
 
+    def _index(self, value: Any, mapping: Dict[Any, int]) -> int:
+        if value is None:
+            return -1
+        if self.relabel or isinstance(value, str):
+            return mapping[value]
+        return int(value)
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         image, used = self._load(index)
         path, pid, camid, *rest = self.img_items[used]
         if self.transform is not None:
             image = self.transform(image)
-        if self.relabel:
-            pid, camid = self.pid_dict[pid], self.cam_dict[camid]
-        sample = {"images": image, "targets": int(pid), "camids": int(camid), "img_paths": path}
+        sample = {
+            "images": image,
+            "targets": self._index(pid, self.pid_dict),
+            "camids": self._index(camid, self.cam_dict),
+            "img_paths": path,
+        }
         if rest:
             for key, value in rest[0].items():
                 if isinstance(value, (list, tuple)) and all(

@@ -1,6 +1,12 @@
 """Training engine: the loop, its hooks, DefaultTrainer and distributed launch."""
 
-from .defaults import DefaultTrainer, default_argument_parser, default_setup, resolve_device
+from .defaults import (
+    DefaultTrainer,
+    ExtraOptimizer,
+    default_argument_parser,
+    default_setup,
+    resolve_device,
+)
 from .hooks import (
     CallbackHook,
     EvalHook,
@@ -20,6 +26,7 @@ __all__ = [
     "CallbackHook",
     "DefaultTrainer",
     "EvalHook",
+    "ExtraOptimizer",
     "HookBase",
     "IterationTimer",
     "LayerFreeze",

@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -41,6 +42,9 @@ __all__ = [
     "default_setup",
     "resolve_device",
     "DefaultTrainer",
+    "ExtraOptimizer",
+    "average_buffers",
+    "averaged_buffers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -203,6 +207,30 @@ def _autocast_setting(cfg: CfgNode, device_type: str) -> Optional[torch.dtype]:
     return None
 
 
+PER_RANK_ATTR = "per_rank_state"
+
+
+def averaged_buffers(model: nn.Module) -> List[torch.Tensor]:
+    """The floating-point buffers :func:`average_buffers` averages: all of them except those
+    of sub-modules that set ``per_rank_state = True`` (state meant to differ per process, e.g.
+    a classifier shard), and the buffers they name in ``per_rank_buffers`` (a set of names)."""
+    skip_prefixes: List[str] = []
+    skip_names = set()
+    for name, module in unwrap_model(model).named_modules():
+        prefix = f"{name}." if name else ""
+        if getattr(module, PER_RANK_ATTR, False):
+            skip_prefixes.append(prefix)
+        for buffer_name in getattr(module, "per_rank_buffers", ()):
+            skip_names.add(prefix + buffer_name)
+    return [
+        b
+        for name, b in unwrap_model(model).named_buffers()
+        if b.is_floating_point()
+        and name not in skip_names
+        and not any(name.startswith(p) for p in skip_prefixes)
+    ]
+
+
 @torch.no_grad()
 def average_buffers(model: nn.Module) -> None:
     """Average the floating-point buffers (BN running statistics) over all processes.
@@ -210,10 +238,11 @@ def average_buffers(model: nn.Module) -> None:
     DDP runs with ``broadcast_buffers=False`` (as FastReID), so each process's BN statistics
     follow its own batches. Averaging them at the end of each epoch makes every process
     evaluate, and every checkpoint hold, the same model. A no-op in a single process.
+    Buffers meant to differ per process opt out (see :func:`averaged_buffers`).
     """
     if comm.get_world_size() == 1:
         return
-    buffers = [b for b in unwrap_model(model).buffers() if b.is_floating_point()]
+    buffers = averaged_buffers(model)
     if not buffers:
         return
     flat = torch.cat([b.reshape(-1).float() for b in buffers])
@@ -224,6 +253,22 @@ def average_buffers(model: nn.Module) -> None:
         n = b.numel()
         b.copy_(flat[offset : offset + n].view_as(b))
         offset += n
+
+
+@dataclass
+class ExtraOptimizer:
+    """An optimizer besides the model's, returned by :meth:`DefaultTrainer.build_extra_optimizers`.
+
+    It is stepped every iteration after the main one; ``scheduler`` (optional) is stepped by
+    its own LRScheduler hook (its lr logged as ``lr_<name>``). Both are checkpointed as
+    ``optimizer_<name>`` / ``scheduler_<name>``: in the main file, or with ``per_rank`` in
+    each process's ``<checkpoint>_rank{r}.pth`` (state that differs per process, e.g. the
+    optimizer of a sharded classifier).
+    """
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    per_rank: bool = False
 
 
 class DefaultTrainer(TrainerBase):
@@ -240,7 +285,10 @@ class DefaultTrainer(TrainerBase):
     (the global batch); ``SOLVER.MAX_EPOCH``, ``SOLVER.CHECKPOINT_PERIOD`` and
     ``TEST.EVAL_PERIOD`` count epochs.
 
-    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`.
+    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`, and
+    the seams of ``__init__``: :meth:`build_extra_optimizers` (more optimizers and LR
+    schedules), :meth:`build_step_trainer` (the iteration), :meth:`build_checkpointer`
+    (per-process state) and :meth:`build_hooks`.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
@@ -253,43 +301,31 @@ class DefaultTrainer(TrainerBase):
 
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        model = self.wrap_distributed(cfg, model)
-
-        device_type = torch.device(cfg.MODEL.DEVICE).type
-        autocast_dtype = _autocast_setting(cfg, device_type)
-        data_seed = (cfg.SEED if cfg.SEED >= 0 else 0) * 1000 + comm.get_rank()
-        common = dict(
-            grad_clipper=build_gradient_clipper(cfg),
-            log_period=cfg.SOLVER.LOG_PERIOD,
-            data_seed=data_seed,
-        )
-        if autocast_dtype is None:
-            self._trainer: SimpleTrainer = SimpleTrainer(model, data_loader, optimizer, **common)
-        else:
-            self._trainer = AMPTrainer(
-                model,
-                data_loader,
-                optimizer,
-                device_type=device_type,
-                dtype=autocast_dtype,
-                **common,
-            )
-
         self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
         if self.iters_per_epoch < 1:
             raise ValueError(
                 f"The training set has {len(data_loader.dataset)} images, fewer than "
                 f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}; lower the batch size."
             )
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        self.extra_optimizers: Dict[str, ExtraOptimizer] = dict(
+            self.build_extra_optimizers(cfg, model, self.iters_per_epoch)
+        )
+        model = self.wrap_distributed(cfg, model)
+        self._trainer: SimpleTrainer = self.build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+
         checkpointables: Dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
         if getattr(self._trainer, "grad_scaler", None) is not None:
             checkpointables["grad_scaler"] = self._trainer.grad_scaler
-        self.checkpointer = Checkpointer(
-            model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(), **checkpointables
-        )
+        per_rank_state: Dict[str, Any] = {}
+        for name, extra in self.extra_optimizers.items():
+            target = per_rank_state if extra.per_rank else checkpointables
+            target[f"optimizer_{name}"] = extra.optimizer
+            if extra.scheduler is not None:
+                target[f"scheduler_{name}"] = extra.scheduler
+        self.checkpointer = self.build_checkpointer(cfg, model, checkpointables, per_rank_state)
 
         self.start_epoch = 0
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
@@ -303,6 +339,59 @@ class DefaultTrainer(TrainerBase):
 
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+
+    # -- seams of __init__ that projects override -------------------------------------------
+    def build_step_trainer(
+        self,
+        cfg: CfgNode,
+        model: nn.Module,
+        data_loader: Any,
+        optimizer: torch.optim.Optimizer,
+    ) -> SimpleTrainer:
+        """The object that runs one iteration (``run_step``): :class:`SimpleTrainer`, or
+        :class:`AMPTrainer` with ``SOLVER.AMP``. It also steps :attr:`extra_optimizers`.
+        Override to return a subclass with its own ``run_step``."""
+        device_type = torch.device(cfg.MODEL.DEVICE).type
+        autocast_dtype = _autocast_setting(cfg, device_type)
+        common: Dict[str, Any] = dict(
+            grad_clipper=build_gradient_clipper(cfg),
+            log_period=cfg.SOLVER.LOG_PERIOD,
+            data_seed=(cfg.SEED if cfg.SEED >= 0 else 0) * 1000 + comm.get_rank(),
+            extra_optimizers=[e.optimizer for e in self.extra_optimizers.values()],
+        )
+        if autocast_dtype is None:
+            return SimpleTrainer(model, data_loader, optimizer, **common)
+        return AMPTrainer(
+            model, data_loader, optimizer, device_type=device_type, dtype=autocast_dtype, **common
+        )
+
+    @classmethod
+    def build_extra_optimizers(
+        cls, cfg: CfgNode, model: nn.Module, iters_per_epoch: int
+    ) -> Dict[str, ExtraOptimizer]:
+        """Optimizers besides :meth:`build_optimizer`'s, by name (default: none). ``model`` is
+        not yet wrapped in DDP. See :class:`ExtraOptimizer`."""
+        return {}
+
+    @classmethod
+    def build_checkpointer(
+        cls,
+        cfg: CfgNode,
+        model: nn.Module,
+        checkpointables: Dict[str, Any],
+        per_rank_state: Dict[str, Any],
+    ) -> Checkpointer:
+        """The :class:`Checkpointer` of OUTPUT_DIR. ``checkpointables`` (optimizer, scheduler,
+        grad scaler, extra optimizers) go in the main file written by the main process;
+        ``per_rank_state`` in every process's ``<checkpoint>_rank{r}.pth``. Override to add
+        entries (``checkpointer.add_checkpointable(name, obj, per_rank=...)``)."""
+        return Checkpointer(
+            model,
+            cfg.OUTPUT_DIR,
+            save_to_disk=comm.is_main_process(),
+            per_rank_state=per_rank_state,
+            **checkpointables,
+        )
 
     # -- the wrapped step trainer ----------------------------------------------------------
     @property
@@ -390,7 +479,8 @@ class DefaultTrainer(TrainerBase):
 
     # -- hooks and writers -----------------------------------------------------------------
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
-        """Default hooks, in order: IterationTimer, LRScheduler, LayerFreeze, PreciseBN,
+        """Default hooks, in order: IterationTimer, LRScheduler (one more per extra optimizer
+        with a scheduler), LayerFreeze, PreciseBN,
         EvalHook, PeriodicCheckpointer (after EvalHook so model_best uses this epoch's
         metric), PeriodicWriter, ProgressBar."""
         cfg = self.cfg
@@ -398,6 +488,11 @@ class DefaultTrainer(TrainerBase):
             hooks.IterationTimer(),
             hooks.LRScheduler(self.optimizer, self.scheduler),
         ]
+        for name, extra in self.extra_optimizers.items():
+            if extra.scheduler is not None:
+                result.append(
+                    hooks.LRScheduler(extra.optimizer, extra.scheduler, name=f"lr_{name}")
+                )
         if cfg.MODEL.FREEZE_LAYERS and cfg.SOLVER.FREEZE_ITERS > 0:
             result.append(
                 hooks.LayerFreeze(
@@ -514,12 +609,21 @@ class DefaultTrainer(TrainerBase):
     def build_evaluator(
         cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
     ) -> Tuple[Any, Any]:
-        """The test loader of ``dataset_name`` and its evaluator, as FastReID returns them:
-        ``(data_loader, ReidEvaluator(cfg, num_query, output_dir))``."""
-        from fastreid.evaluation import ReidEvaluator
+        """The test loader of ``dataset_name`` and its evaluator: ``TEST.EVALUATOR`` (default
+        ``ReidEvaluator``) from ``EVALUATOR_REGISTRY``, built by its ``from_test_set``
+        classmethod. Returns ``(data_loader, evaluator)`` as FastReID does."""
+        from fastreid.evaluation import EVALUATOR_REGISTRY
 
         data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
-        return data_loader, ReidEvaluator(cfg, num_query, output_dir)
+        evaluator_cls = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)
+        evaluator = evaluator_cls.from_test_set(
+            cfg,
+            test_set=getattr(data_loader, "dataset", None),
+            num_query=num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+        )
+        return data_loader, evaluator
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:
@@ -549,6 +653,12 @@ class DefaultTrainer(TrainerBase):
             results_i = inference_on_dataset(
                 model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
             )
+            if comm.is_main_process() and results_i and "metric" not in results_i:
+                raise KeyError(
+                    f"{type(evaluator).__name__} returned no 'metric' entry for {dataset_name} "
+                    f"(got {sorted(results_i)}); every evaluator reports 'metric', the value "
+                    "model_best is chosen by."
+                )
             results[dataset_name] = results_i
         if comm.is_main_process():
             printable = OrderedDict((name, res) for name, res in results.items() if res)

@@ -131,18 +131,22 @@ class IterationTimer(HookBase):
 
 
 class LRScheduler(HookBase):
-    """Logs the learning rate (``lr``) and steps the scheduler after every iteration."""
+    """Logs the learning rate (as ``name``, default ``lr``) and steps the scheduler after
+    every iteration."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, scheduler: Any, *, name: str = "lr"
+    ) -> None:
         self._optimizer = optimizer
         self._scheduler = scheduler
+        self._name = name
         # Report the lr of the largest parameter group (the backbone's, in practice).
         sizes = [sum(p.numel() for p in g["params"]) for g in optimizer.param_groups]
         self._group = max(range(len(sizes)), key=sizes.__getitem__) if sizes else 0
 
     def after_step(self) -> None:
         lr = self._optimizer.param_groups[self._group]["lr"]
-        self.trainer.storage.put_scalar("lr", lr, smoothing_hint=False)
+        self.trainer.storage.put_scalar(self._name, lr, smoothing_hint=False)
         self._scheduler.step()
 
 
@@ -295,15 +299,19 @@ class PeriodicCheckpointer(HookBase):
         trainer = self.trainer
         epoch = trainer.epoch
         extra = dict(self.extra_state_fn())
+        is_best = False
         if comm.is_main_process():
             latest = trainer.storage.latest().get(self.metric_name)
             if latest is not None and latest[1] == trainer.iter and not math.isnan(latest[0]):
                 if self.best_metric is None or latest[0] > self.best_metric:
                     self.best_metric = latest[0]
-                    self.checkpointer.save("model_best", **extra, best_metric=self.best_metric)
-                    logger.info(
-                        f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {epoch}"
-                    )
+                    is_best = True
+        if comm.get_world_size() > 1:
+            # Every process saves model_best together (per-process checkpoint shards).
+            is_best, self.best_metric = comm.all_gather((is_best, self.best_metric))[0]
+        if is_best:
+            self.checkpointer.save("model_best", **extra, best_metric=self.best_metric)
+            logger.info(f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {epoch}")
         extra["best_metric"] = self.best_metric
         if self.period > 0 and (epoch + 1) % self.period == 0 and epoch + 1 < trainer.max_epoch:
             self.checkpointer.save(f"model_{epoch:04d}", **extra)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -172,6 +172,8 @@ class SimpleTrainer(TrainerBase):
         grad_clipper: called with the parameters between backward and step (optional).
         log_period: iterations between copies of the loss values to the host.
         data_seed: seed of the per-epoch data worker seeds (see :class:`EpochDataStream`).
+        extra_optimizers: more optimizers stepped after ``optimizer`` every iteration (e.g.
+            one for parameters outside the model, such as a sharded classifier).
     """
 
     def __init__(
@@ -183,6 +185,7 @@ class SimpleTrainer(TrainerBase):
         grad_clipper: Optional[GradClipper] = None,
         log_period: int = 20,
         data_seed: int = 0,
+        extra_optimizers: Sequence[torch.optim.Optimizer] = (),
     ) -> None:
         super().__init__()
         model.train()
@@ -195,7 +198,13 @@ class SimpleTrainer(TrainerBase):
         self._data_iter: Optional[Any] = None
         self._resume_skip = 0
         self._pending: List[Tuple[int, List[str], torch.Tensor]] = []
+        self.optimizers: List[torch.optim.Optimizer] = [optimizer, *extra_optimizers]
         self._params = [p for p in model.parameters() if p.requires_grad]
+        seen = {id(p) for p in self._params}
+        for extra in extra_optimizers:  # clip parameters that live outside the model too
+            for group in extra.param_groups:
+                self._params += [p for p in group["params"] if id(p) not in seen]
+                seen.update(id(p) for p in group["params"])
 
     # -- data -------------------------------------------------------------------------------
     def begin_epoch_data(self, epoch: int) -> None:
@@ -228,8 +237,10 @@ class SimpleTrainer(TrainerBase):
         losses.backward()
         if self.grad_clipper is not None:
             self.grad_clipper(self._params)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.step()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
         self.record_losses(loss_dict, losses, data_time)
 
     @staticmethod
@@ -332,15 +343,19 @@ class AMPTrainer(SimpleTrainer):
             losses.backward()
             if self.grad_clipper is not None:
                 self.grad_clipper(self._params)
-            self.optimizer.step()
+            for optimizer in self.optimizers:
+                optimizer.step()
         else:
             self.grad_scaler.scale(losses).backward()
             if self.grad_clipper is not None:
-                self.grad_scaler.unscale_(self.optimizer)
+                for optimizer in self.optimizers:
+                    self.grad_scaler.unscale_(optimizer)
                 self.grad_clipper(self._params)
-            self.grad_scaler.step(self.optimizer)
+            for optimizer in self.optimizers:
+                self.grad_scaler.step(optimizer)
             self.grad_scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
         self.record_losses(loss_dict, losses, data_time)
 
     def state_dict(self) -> Dict[str, Any]:

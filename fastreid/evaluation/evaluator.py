@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 EVALUATOR_REGISTRY.__doc__ = """Evaluators by class name (``ReidEvaluator``, ...).
 
-A registered evaluator is built as ``Evaluator(cfg, num_query, output_dir)``.
+``TEST.EVALUATOR`` names the one ``DefaultTrainer.build_evaluator`` builds, through the
+class's ``from_test_set(cfg, test_set=..., num_query=..., dataset_name=..., output_dir=...)``
+(default: ``Evaluator(cfg, num_query, output_dir)``).
 """
 
 
@@ -34,8 +36,28 @@ class DatasetEvaluator:
 
     ``reset()`` before a pass, ``process(inputs, outputs)`` once per batch and ``evaluate()``
     at the end, which returns an ``OrderedDict`` of named floats (percentages for rank
-    metrics). In distributed runs ``evaluate`` gathers what every process saw.
+    metrics) with a ``metric`` entry (higher is better; it chooses model_best). In
+    distributed runs ``evaluate`` gathers what every process saw.
     """
+
+    @classmethod
+    def from_test_set(
+        cls,
+        cfg: Any,
+        *,
+        test_set: Any,
+        num_query: int,
+        dataset_name: str,
+        output_dir: Optional[str] = None,
+    ) -> DatasetEvaluator:
+        """How ``DefaultTrainer.build_evaluator`` builds this evaluator for one test set.
+
+        ``test_set`` is the test loader's dataset (a ``CommDataset``: ``img_items`` and
+        ``source``, the registered dataset object, for evaluators that need more than the
+        batches, e.g. the pair labels of a verification set). Default:
+        ``cls(cfg, num_query, output_dir)``; override when the constructor differs.
+        """
+        return cls(cfg, num_query, output_dir)
 
     def reset(self) -> None:
         """Forget everything seen so far."""

@@ -8,12 +8,15 @@
 * Tensors whose shape differs from the model's (a classifier with another class count) are
   skipped and reported in a table, as are missing and unexpected keys — never silently.
   A checkpoint of another architecture (most tensors do not fit) is one clear error.
+* State that differs per process (a sharded classifier and its optimizer) is saved by every
+  process beside the main file, as ``<name>_rank{r}.pth`` (``per_rank_state``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
@@ -26,6 +29,7 @@ from .file_io import atomic_torch_save, atomic_write_text
 __all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
 
 LAST_CHECKPOINT = "last_checkpoint"
+_PER_RANK_FILE = re.compile(r"_rank\d+\.pth$")
 # Below this fraction of the backbone's weights matching the checkpoint by name and shape,
 # the checkpoint is taken to come from another architecture.
 _MIN_MATCHING_FRACTION = 0.9
@@ -70,15 +74,8 @@ class CheckpointError(BadInputError, RuntimeError):
     """A file that is not a readable checkpoint; the message names the file and what to do."""
 
 
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
-
-    Returns a dict with at least ``"model"`` (a bare state dict is wrapped as such).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is not a checkpoint ``weights_only`` loading accepts.
-    """
+def _torch_load_weights_only(path: str) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU, with errors naming the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Checkpoint '{path}' does not exist. Check MODEL.WEIGHTS (or the path given to "
@@ -94,6 +91,19 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
             "than tensors. If you trust its origin, re-save only its weights: "
             "torch.save({'model': torch.load(path, weights_only=False)['model']}, new_path)."
         ) from e
+    return checkpoint
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
+
+    Returns a dict with at least ``"model"`` (a bare state dict is wrapped as such).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is not a checkpoint ``weights_only`` loading accepts.
+    """
+    checkpoint = _torch_load_weights_only(path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(
             f"Checkpoint '{path}' holds a {type(checkpoint).__name__}, not a dict of tensors."
@@ -151,7 +161,10 @@ class Checkpointer:
     Args:
         model: the model (a DDP wrapper is unwrapped).
         save_dir: folder for checkpoints and the ``last_checkpoint`` pointer.
-        save_to_disk: write files (default: only on the main process).
+        save_to_disk: write the main file (default: only on the main process).
+        per_rank_state: objects whose state differs per process (a classifier shard and its
+            optimizer); every process writes them to ``<name>_rank{r}.pth`` beside the main
+            file and reads its own back, so :meth:`save` must then run on every process.
         **checkpointables: other objects with ``state_dict`` / ``load_state_dict``.
     """
 
@@ -161,18 +174,30 @@ class Checkpointer:
         save_dir: str = "",
         *,
         save_to_disk: Optional[bool] = None,
+        per_rank_state: Optional[Dict[str, Any]] = None,
         **checkpointables: Any,
     ) -> None:
         self.model = unwrap_model(model)
         self.save_dir = save_dir
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.checkpointables: Dict[str, Any] = dict(checkpointables)
+        self.per_rank_state: Dict[str, Any] = {}
+        for name, obj in (per_rank_state or {}).items():
+            self.add_checkpointable(name, obj, per_rank=True)
         self.logger = logging.getLogger(__name__)
 
-    def add_checkpointable(self, name: str, obj: Any) -> None:
-        if name in self.checkpointables or name == "model":
+    def add_checkpointable(self, name: str, obj: Any, *, per_rank: bool = False) -> None:
+        """Register ``obj`` (with ``state_dict`` / ``load_state_dict``) under ``name``;
+        ``per_rank`` stores it in each process's ``<checkpoint>_rank{r}.pth``."""
+        if name in self.checkpointables or name in self.per_rank_state or name == "model":
             raise KeyError(f"A checkpointable named '{name}' is already registered.")
-        self.checkpointables[name] = obj
+        (self.per_rank_state if per_rank else self.checkpointables)[name] = obj
+
+    @staticmethod
+    def per_rank_path(path: str, rank: Optional[int] = None) -> str:
+        """``dir/model_0009.pth`` -> ``dir/model_0009_rank{rank}.pth`` (default: this rank)."""
+        rank = comm.get_rank() if rank is None else rank
+        return f"{os.path.splitext(path)[0]}_rank{rank}.pth"
 
     # -- saving -----------------------------------------------------------------------------
     def save(self, name: str, **extra: Any) -> Optional[str]:
@@ -180,15 +205,23 @@ class Checkpointer:
 
         ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
         be tensors, numbers, strings or containers of those. Returns the path (``None`` when
-        this process does not save).
+        this process does not save). With ``per_rank_state``, every process must call it.
         """
-        if not self.save_dir or not self.save_to_disk:
+        if not self.save_dir:
+            return None
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        if self.per_rank_state:
+            shard = {key: obj.state_dict() for key, obj in self.per_rank_state.items()}
+            shard["world_size"] = comm.get_world_size()
+            atomic_torch_save(shard, self.per_rank_path(path))
+            # Every shard is on disk before last_checkpoint can point at the main file.
+            comm.synchronize()
+        if not self.save_to_disk:
             return None
         data: Dict[str, Any] = {"model": self.model.state_dict()}
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(extra)
-        path = os.path.join(self.save_dir, f"{name}.pth")
         atomic_torch_save(data, path)
         self.tag_last_checkpoint(os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
@@ -211,10 +244,13 @@ class Checkpointer:
         return os.path.join(self.save_dir, name)
 
     def get_all_checkpoint_files(self) -> List[str]:
+        """Main checkpoint files in ``save_dir`` (per-process ``*_rank{r}.pth`` excluded)."""
         return sorted(
             os.path.join(self.save_dir, f)
             for f in os.listdir(self.save_dir)
-            if f.endswith(".pth") and os.path.isfile(os.path.join(self.save_dir, f))
+            if f.endswith(".pth")
+            and not _PER_RANK_FILE.search(f)
+            and os.path.isfile(os.path.join(self.save_dir, f))
         )
 
     # -- loading ----------------------------------------------------------------------------
@@ -244,12 +280,21 @@ class Checkpointer:
             self.logger.warning(
                 f"Some tensors of '{path}' were not loaded:\n{incompatible.table()}"
             )
-        names = list(self.checkpointables) if checkpointables is None else list(checkpointables)
+        names = (
+            list(self.checkpointables) + list(self.per_rank_state)
+            if checkpointables is None
+            else list(checkpointables)
+        )
+        known = sorted(self.checkpointables) + sorted(self.per_rank_state)
         for key in names:
-            if key not in self.checkpointables:
-                raise KeyError(
-                    f"Unknown checkpointable '{key}'; known: {sorted(self.checkpointables)}"
-                )
+            if key not in known:
+                raise KeyError(f"Unknown checkpointable '{key}'; known: {known}")
+        per_rank = [key for key in names if key in self.per_rank_state]
+        if per_rank:
+            self._load_per_rank(path, per_rank)
+        for key in names:
+            if key in self.per_rank_state:
+                continue
             if key in checkpoint:
                 self.logger.info(f"Loading {key} from {path}")
                 self.checkpointables[key].load_state_dict(checkpoint.pop(key))
@@ -258,6 +303,29 @@ class Checkpointer:
                     f"Checkpoint '{path}' has no '{key}' state; it keeps its current one."
                 )
         return checkpoint
+
+    def _load_per_rank(self, path: str, names: List[str]) -> None:
+        shard_path = self.per_rank_path(path)
+        if not os.path.isfile(shard_path):
+            raise CheckpointError(
+                f"Checkpoint '{path}' has no per-process file '{shard_path}' for rank "
+                f"{comm.get_rank()}: it was written by fewer processes or without per-process "
+                "state. Resume with the number of processes that wrote it, or start anew "
+                "without --resume."
+            )
+        shard = _torch_load_weights_only(shard_path)
+        saved_world = int(shard.get("world_size", comm.get_world_size()))
+        if saved_world != comm.get_world_size():
+            raise CheckpointError(
+                f"'{shard_path}' was written by {saved_world} processes, this run has "
+                f"{comm.get_world_size()}; per-process state (e.g. classifier shards) only "
+                f"resumes with {saved_world} processes."
+            )
+        for key in names:
+            if key not in shard:
+                raise CheckpointError(f"'{shard_path}' has no '{key}' state (has {sorted(shard)}).")
+            self.logger.info(f"Loading {key} from {shard_path}")
+            self.per_rank_state[key].load_state_dict(shard[key])
 
     def load_model_state(
         self, state_dict: Dict[str, torch.Tensor], source: str = "state dict"

@@ -41,6 +41,13 @@ class Dataset:
         gallery: gallery items (int pid/camid).
         combineall: also train on query and gallery (distractors and junk excluded).
         verbose: log the statistics table.
+        test: the test items of a dataset whose test split is not query/gallery
+            (classification, attributes, verification pairs); the test loader then reads
+            these and ``num_query == len(test)`` (see :meth:`test_items`).
+
+    Items are ``(img_path, label, camid)`` or ``(img_path, label, camid, extras)``: ``label``
+    may be ``None`` when ``extras["targets"]`` holds the target (a multi-label vector) and
+    ``camid`` ``None`` when there is no camera (see ``CommDataset``).
     """
 
     dataset_name: str = "dataset"
@@ -54,10 +61,13 @@ class Dataset:
         gallery: List[Item],
         combineall: bool = False,
         verbose: bool = True,
+        *,
+        test: Optional[List[Item]] = None,
     ) -> None:
         self.train = [self._prefix(item) for item in train]
         self.query = list(query)
         self.gallery = list(gallery)
+        self.test: List[Item] = list(test or [])
         if combineall:
             self.combine_all()
         if verbose:
@@ -66,11 +76,19 @@ class Dataset:
     # ------------------------------------------------------------------ helpers
     def _prefix(self, item: Item) -> Item:
         path, pid, camid, *rest = item
-        if not isinstance(pid, str):
+        if pid is not None and not isinstance(pid, str):
             pid = f"{self.dataset_name}_{pid}"
-        if not isinstance(camid, str):
+        if camid is not None and not isinstance(camid, str):
             camid = f"{self.dataset_name}_{camid}"
         return (path, pid, camid, *rest)
+
+    def test_items(self) -> Tuple[List[Item], int]:
+        """What the test loader reads and how many of those items are queries: query then
+        gallery; or ``test`` (all queries) when the dataset has no query/gallery. A gallery
+        left empty means self-retrieval (every query searched against the others)."""
+        if self.test and not self.query and not self.gallery:
+            return list(self.test), len(self.test)
+        return self.query + self.gallery, len(self.query)
 
     def combine_all(self) -> None:
         """Add query and gallery identities (ids > 0) to the training list, prefixed."""
@@ -103,9 +121,9 @@ class Dataset:
 
     @staticmethod
     def statistics(items: List[Item]) -> Tuple[int, int, int]:
-        """(number of ids, images, cameras) of an item list."""
-        pids = {item[1] for item in items}
-        cams = {item[2] for item in items}
+        """(number of ids, images, cameras) of an item list (``None`` labels/cameras not counted)."""
+        pids = {item[1] for item in items if item[1] is not None}
+        cams = {item[2] for item in items if item[2] is not None}
         return len(pids), len(items), len(cams)
 
     @property
@@ -125,6 +143,8 @@ class Dataset:
                 ("gallery", self.gallery),
             )
         ]
+        if self.test:
+            rows.append(["test", *self.statistics(self.test)])
         return tabulate(
             rows,
             headers=["subset", "# ids", "# images", "# cameras"],

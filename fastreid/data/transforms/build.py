@@ -25,7 +25,10 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
 
     Train order (as FastReID): AutoAugment -> resize -> random resized crop -> pad + random
     crop -> flip -> color jitter -> affine -> AugMix -> to float -> random erasing -> random
-    patch. Test: resize -> to float.
+    patch. Test: resize -> center crop (with ``INPUT.CROP.ENABLED``) -> to float.
+
+    Sizes follow FastReID: ``[h, w]``; a single value ``[s]`` resizes the shorter side to
+    ``s``; ``[0]`` does not resize.
     """
     cfg_in = cfg.INPUT
     steps: list = []
@@ -39,7 +42,10 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
                     antialias=True,
                 )
             )
-        return T.Compose(steps + to_dtype)
+        if cfg_in.CROP.ENABLED:
+            steps.append(T.CenterCrop(_size(cfg_in.CROP.SIZE)))
+        # SIZE [0] and uint8 output: nothing to do, but Compose needs one step.
+        return T.Compose(steps + to_dtype or [T.Identity()])
 
     size_train = cfg_in.SIZE_TRAIN
     if cfg_in.AUTOAUG.ENABLED and cfg_in.AUTOAUG.PROB > 0:
@@ -83,4 +89,4 @@ def build_transforms(cfg, is_train: bool = True, to_float: bool = True) -> T.Com
         steps.append(T.RandomErasing(p=cfg_in.REA.PROB, value=value))
     if cfg_in.RPT.ENABLED:
         steps.append(RandomPatch(prob_happen=cfg_in.RPT.PROB))
-    return T.Compose(steps)
+    return T.Compose(steps or [T.Identity()])

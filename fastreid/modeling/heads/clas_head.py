@@ -19,11 +19,19 @@ class ClasHead(EmbeddingHead):
     * training -> dict with ``cls_outputs``, ``pred_class_logits`` ``(B, num_classes)`` and
       ``features`` (the neck output ``(B, D)``).
     * eval -> margin-free logits times the scale ``(B, num_classes)`` (softmax gives class
-      probabilities).
+      probabilities); with ``with_logits=True`` ``{"features", "pred_class_logits"}``.
     """
 
+    @property
+    def metric_feat_dim(self) -> int:
+        return self.feat_dim  # the training features are always the neck output
+
     def forward(
-        self, features: torch.Tensor, targets: Optional[torch.Tensor] = None
+        self,
+        features: torch.Tensor,
+        targets: Optional[torch.Tensor] = None,
+        *,
+        with_logits: bool = False,
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         self._check_trainable()
         neck_feat = self.bottleneck(self.pool_layer(features))
@@ -31,6 +39,8 @@ class ClasHead(EmbeddingHead):
         logits = self.class_logits(neck_feat)
 
         if not self.training:
+            if with_logits:
+                return {"features": neck_feat, "pred_class_logits": logits * self.cls_layer.s}
             return logits * self.cls_layer.s
 
         return {

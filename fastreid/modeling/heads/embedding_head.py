@@ -55,7 +55,8 @@ class EmbeddingHead(nn.Module):
       ``pred_class_logits`` ``(B, num_classes)`` margin-free logits times the scale,
       ``features`` ``(B, D)`` for the metric losses: the pooled feature before the neck when
       ``neck_feat == "before"``, the neck output when ``"after"``.
-    * eval, ``forward(features)`` -> the neck output ``(B, D)`` (``D == feat_dim``).
+    * eval, ``forward(features)`` -> the neck output ``(B, D)`` (``D == feat_dim``);
+      ``forward(features, with_logits=True)`` -> ``{"features", "pred_class_logits"}``.
     """
 
     @configurable
@@ -125,23 +126,41 @@ class EmbeddingHead(nn.Module):
 
     def class_logits(self, neck_feat: torch.Tensor) -> torch.Tensor:
         """Margin-free logits ``(B, num_classes)``: dot products for ``Linear``, cosines otherwise."""
-        if type(self.cls_layer).__name__ == "Linear":
+        if not getattr(self.cls_layer, "cosine_logits", True):
             return F.linear(neck_feat, self.weight)
         return F.linear(F.normalize(neck_feat), F.normalize(self.weight))
+
+    @property
+    def metric_feat_dim(self) -> int:
+        """Size of the training ``features`` the metric losses see (before or after the neck)."""
+        return self.in_channels if self.neck_feat == "before" else self.feat_dim
 
     def _check_trainable(self) -> None:
         if self.num_classes == 0:
             raise RuntimeError(NO_CLASSES_MESSAGE)
 
     def forward(
-        self, features: torch.Tensor, targets: Optional[torch.Tensor] = None
+        self,
+        features: torch.Tensor,
+        targets: Optional[torch.Tensor] = None,
+        *,
+        with_logits: bool = False,
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        """See the class doc. ``with_logits`` (eval only) returns ``{"features": (B, D),
+        "pred_class_logits": (B, num_classes)}`` instead of the bare features, so a model in
+        eval mode (a distillation teacher) gives its margin-free logits too."""
         pool_feat = self.pool_layer(features)
         neck_feat = self.bottleneck(pool_feat)
         neck_feat = neck_feat[..., 0, 0]
 
         if not self.training:
-            return neck_feat
+            if not with_logits:
+                return neck_feat
+            self._check_trainable()
+            return {
+                "features": neck_feat,
+                "pred_class_logits": self.class_logits(neck_feat) * self.cls_layer.s,
+            }
 
         self._check_trainable()
         logits = self.class_logits(neck_feat)

@@ -30,6 +30,9 @@ def _target_mask(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 class Linear(nn.Module):
     """Plain softmax classifier: ``s * logits`` (no margin)."""
 
+    # Heads feed this layer raw dot products; the margin layers below take cosines.
+    cosine_logits: bool = False
+
     def __init__(self, num_classes: int, scale: float = 1.0, margin: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -46,6 +49,8 @@ class Linear(nn.Module):
 class CosSoftmax(Linear):
     """CosFace (large margin cosine loss): ``s * (cos - m)`` at the true class, ``s * cos`` elsewhere."""
 
+    cosine_logits = True
+
     def forward(self, logits: torch.Tensor, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
         if targets is None:
             return logits * self.s
@@ -55,6 +60,8 @@ class CosSoftmax(Linear):
 
 class ArcSoftmax(Linear):
     """ArcFace (additive angular margin): ``s * cos(theta + m)`` at the true class."""
+
+    cosine_logits = True
 
     def forward(self, logits: torch.Tensor, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
         if targets is None:
@@ -73,6 +80,8 @@ class CircleSoftmax(Linear):
     alpha are not differentiated through. Rows without a valid target use the negative form
     everywhere.
     """
+
+    cosine_logits = True
 
     def forward(self, logits: torch.Tensor, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
         if targets is None:

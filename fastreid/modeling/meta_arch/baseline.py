@@ -10,6 +10,7 @@ from torch import nn
 from fastreid.config import CfgNode, configurable
 from fastreid.modeling.backbones.build import build_backbone
 from fastreid.modeling.heads.build import build_heads
+from fastreid.modeling.layers.pooling import Flatten
 from fastreid.modeling.losses import (
     cross_entropy_loss,
     focal_loss,
@@ -17,6 +18,7 @@ from fastreid.modeling.losses import (
     pairwise_cosface,
     triplet_loss,
 )
+from fastreid.utils.precision_bn import in_bn_statistics_pass
 
 from .build import META_ARCH_REGISTRY
 
@@ -70,8 +72,9 @@ def check_loss_names(names: Sequence[str], supported: Sequence[str]) -> None:
 
 
 class ImageNormalizer(nn.Module):
-    """Holds ``pixel_mean`` / ``pixel_std`` ``(1, 3, 1, 1)`` buffers and turns model inputs into
-    normalised images on the model's device.
+    """The base of every meta-architecture: holds ``pixel_mean`` / ``pixel_std`` ``(1, 3, 1, 1)``
+    buffers and turns model inputs into normalised images on the model's device; keeps frozen
+    models (:meth:`add_frozen_model`) and the :meth:`extra_loss_inputs` seam.
 
     The buffers are not saved in the state dict (as in FastReID): the config gives them.
     """
@@ -132,6 +135,48 @@ class ImageNormalizer(nn.Module):
                 return camids.to(self.pixel_mean.device, non_blocking=True)
         return None
 
+    # -- frozen models (teachers) ------------------------------------------------------------
+    def add_frozen_model(self, name: str, model: nn.Module) -> nn.Module:
+        """Attach ``model`` as ``self.<name>``: frozen (no gradients), always in eval mode
+        (``self.train()`` does not reach it), moved by ``self.to(...)``, and absent from
+        ``parameters()``, ``state_dict()`` and therefore from optimizers and checkpoints."""
+        if name in self.__dict__ or name in self._modules or hasattr(type(self), name):
+            raise KeyError(f"{type(self).__name__} already has an attribute '{name}'.")
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.to(self.device)
+        self.__dict__.setdefault("_frozen_models", {})[name] = model
+        object.__setattr__(self, name, model)  # bypass nn.Module registration on purpose
+        return model
+
+    @property
+    def frozen_models(self) -> Dict[str, nn.Module]:
+        """The models attached with :meth:`add_frozen_model`, by name."""
+        return dict(self.__dict__.get("_frozen_models", {}))
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ImageNormalizer:
+        super()._apply(fn, recurse)
+        for model in self.__dict__.get("_frozen_models", {}).values():
+            model._apply(fn)
+        return self
+
+    def extra_loss_inputs(
+        self,
+        batched_inputs: BatchedInputs,
+        images: torch.Tensor,
+        outputs: Dict[str, torch.Tensor],
+    ) -> Dict[str, Any]:
+        """Keyword arguments passed on to :meth:`losses` in training (default: none).
+
+        A subclass computes here what its extra losses need (``images`` are the normalised
+        student inputs), e.g. a frozen teacher's logits::
+
+            with torch.no_grad():
+                return {"teacher_outputs": self.teacher.head_outputs(batched_inputs)}
+        """
+        return {}
+
 
 @META_ARCH_REGISTRY.register()
 class Baseline(ImageNormalizer):
@@ -144,7 +189,10 @@ class Baseline(ImageNormalizer):
     * eval -> features ``(B, D)`` from the head (not normalised).
 
     Subclasses (distillation) reuse :meth:`preprocess_image`, :meth:`backbone_features` and
-    extend :meth:`losses` / :meth:`from_config` instead of copying ``forward``.
+    extend :meth:`extra_loss_inputs`, :meth:`losses` and :meth:`from_config` instead of copying
+    ``forward``. Frozen models a subclass needs (teachers) are attached with
+    :meth:`add_frozen_model`: they stay in eval mode, follow ``.to()``, and are neither
+    parameters nor checkpoint entries of this model.
     """
 
     supported_losses = tuple(LOSS_NAMES)
@@ -184,6 +232,7 @@ class Baseline(ImageNormalizer):
             return self.backbone(images, camids=camids)
         return self.backbone(images)
 
+    # -- forward ----------------------------------------------------------------------------
     def forward(
         self, batched_inputs: BatchedInputs
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -193,10 +242,24 @@ class Baseline(ImageNormalizer):
             return self.heads(features)
         targets = self.get_targets(batched_inputs)
         outputs = self.heads(features, targets)
-        return self.losses(outputs, targets)
+        if in_bn_statistics_pass():  # precise BN: only the BN statistics are wanted
+            return {}
+        return self.losses(
+            outputs, targets, **self.extra_loss_inputs(batched_inputs, images, outputs)
+        )
+
+    def head_outputs(self, batched_inputs: BatchedInputs) -> Dict[str, torch.Tensor]:
+        """The head's dict with margin-free ``pred_class_logits`` and ``features``, in either
+        mode (what a distillation teacher gives): training -> the training dict; eval ->
+        ``{"features": eval features, "pred_class_logits"}``."""
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone_features(images, self.get_camids(batched_inputs))
+        if self.training:
+            return self.heads(features, self.get_targets(batched_inputs))
+        return self.heads(features, with_logits=True)
 
     def losses(
-        self, outputs: Dict[str, torch.Tensor], gt_labels: torch.Tensor
+        self, outputs: Dict[str, torch.Tensor], gt_labels: torch.Tensor, **extra: Any
     ) -> Dict[str, torch.Tensor]:
         """Named, weighted losses enabled by ``loss_kwargs["loss_names"]`` (MODEL.LOSSES.NAME).
 
@@ -204,6 +267,8 @@ class Baseline(ImageNormalizer):
             outputs: the head's training dict (``cls_outputs``, ``pred_class_logits``,
                 ``features``).
             gt_labels: ``(B,)`` class ids.
+            extra: what :meth:`extra_loss_inputs` returned; a subclass that adds losses takes
+                its inputs from here and calls ``super().losses(outputs, gt_labels)``.
         Returns:
             ``loss_cls`` / ``loss_triplet`` / ``loss_circle`` / ``loss_cosface`` / ``loss_focal``,
             each multiplied by its ``SCALE``.
@@ -244,7 +309,7 @@ def check_head_input(backbone: nn.Module, heads: nn.Module) -> None:
     """Raise when the head expects another channel count than the backbone produces."""
     backbone_dim = getattr(backbone, "feat_dim", None)
     head_dim = getattr(heads, "in_channels", None)
-    if type(getattr(heads, "pool_layer", None)).__name__ == "Flatten":
+    if isinstance(getattr(heads, "pool_layer", None), Flatten):
         return  # the head sees C * h * w channels, not C
     if isinstance(backbone_dim, int) and isinstance(head_dim, int) and backbone_dim != head_dim:
         raise ValueError(

@@ -12,6 +12,7 @@ from fastreid.config import CfgNode, configurable
 from fastreid.modeling.backbones.build import build_backbone
 from fastreid.modeling.heads.build import build_heads
 from fastreid.modeling.losses import cross_entropy_loss, triplet_loss
+from fastreid.utils.precision_bn import in_bn_statistics_pass
 
 from .baseline import BatchedInputs, ImageNormalizer, check_loss_names, loss_kwargs_from_config
 from .build import META_ARCH_REGISTRY
@@ -158,12 +159,20 @@ class MGN(ImageNormalizer):
             return torch.cat([getattr(self, f"{n}_head")(feats[n]) for n in _HEAD_ORDER], dim=1)
         targets = self.get_targets(batched_inputs)
         outputs = {n: getattr(self, f"{n}_head")(feats[n], targets) for n in _HEAD_ORDER}
-        return self.losses(outputs, targets)
+        if in_bn_statistics_pass():
+            return {}
+        return self.losses(
+            outputs, targets, **self.extra_loss_inputs(batched_inputs, images, outputs)
+        )
 
     def losses(
-        self, outputs: Dict[str, Dict[str, torch.Tensor]], gt_labels: torch.Tensor
+        self,
+        outputs: Dict[str, Dict[str, torch.Tensor]],
+        gt_labels: torch.Tensor,
+        **extra: Any,
     ) -> Dict[str, torch.Tensor]:
-        """``outputs``: head name (``b1``, ``b21``, ...) -> that head's training dict."""
+        """``outputs``: head name (``b1``, ``b21``, ...) -> that head's training dict;
+        ``extra``: what :meth:`extra_loss_inputs` returned (unused here)."""
         names = self.loss_kwargs["loss_names"]
         loss_dict: Dict[str, torch.Tensor] = {}
         if "CrossEntropyLoss" in names:

@@ -11,6 +11,7 @@ from torch import nn
 
 from fastreid.config import CfgNode, configurable
 from fastreid.utils import comm
+from fastreid.utils.precision_bn import in_bn_statistics_pass
 
 from .baseline import Baseline, BatchedInputs
 from .build import META_ARCH_REGISTRY
@@ -98,12 +99,7 @@ class MoCo(Baseline):
 
     def _metric_feat_dim(self) -> int:
         """Dim of the head's training ``features`` (before or after the neck)."""
-        if (
-            getattr(self.heads, "neck_feat", "after") == "before"
-            and type(self.heads).__name__ != "ClasHead"
-        ):
-            return int(self.heads.in_channels)
-        return int(self.heads.feat_dim)
+        return int(getattr(self.heads, "metric_feat_dim", self.heads.feat_dim))
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
@@ -134,11 +130,15 @@ class MoCo(Baseline):
         camids = self.get_camids(batched_inputs)
         targets = self.get_targets(batched_inputs)
         outputs = self.heads(self.backbone_features(images, camids), targets)
+        if in_bn_statistics_pass():
+            return {}  # precise BN: no momentum update, no enqueue
         with torch.no_grad():
             self._momentum_update()
             keys = self._key_features(images, camids, targets)
         self.memory.enqueue(F.normalize(keys, dim=1), targets)
-        return self.losses(outputs, targets)
+        return self.losses(
+            outputs, targets, **self.extra_loss_inputs(batched_inputs, images, outputs)
+        )
 
     def _key_features(
         self, images: torch.Tensor, camids: Optional[torch.Tensor], targets: torch.Tensor
@@ -150,9 +150,9 @@ class MoCo(Baseline):
         return self.key_heads(feats, targets)["features"]
 
     def losses(
-        self, outputs: Dict[str, torch.Tensor], gt_labels: torch.Tensor
+        self, outputs: Dict[str, torch.Tensor], gt_labels: torch.Tensor, **extra: Any
     ) -> Dict[str, torch.Tensor]:
-        loss_dict = super().losses(outputs, gt_labels)
+        loss_dict = super().losses(outputs, gt_labels, **extra)
         queries = F.normalize(outputs["features"], dim=1)
         loss_dict["loss_mb"] = (
             self.memory.cosface_loss(queries, gt_labels, self.memory_margin, self.memory_gamma)
