@@ -6,8 +6,9 @@ an exponential-moving-average copy of the student itself (``KD.EMA``).
 
 How teachers are held (and why):
 
-* they are not submodules: ``state_dict()``, checkpoints, ``parameters()`` (so the optimizer
-  and DDP's gradient sync) and ``model.train()`` never reach them;
+* they are attached with the core's ``add_frozen_model``: not submodules, so ``state_dict()``,
+  checkpoints, ``parameters()`` (so the optimizer and DDP's gradient sync) and
+  ``model.train()`` never reach them, while ``model.to()`` moves them;
 * they are loaded when training starts (the first ``model.train()`` or training forward), so
   evaluating a distilled student (``--eval-only``) needs no teacher files;
 * they run under ``no_grad`` in eval mode (``KD.TEACHER_MODE eval``; FastReID's teachers
@@ -34,6 +35,7 @@ from fastreid.modeling.losses.distill_loss import (
     logit_distillation_loss,
     overhaul_distillation_loss,
 )
+from fastreid.utils.precision_bn import in_bn_statistics_pass
 
 from .baseline import Baseline, BatchedInputs
 from .build import META_ARCH_REGISTRY
@@ -175,8 +177,7 @@ def head_logits(
     from a head in either mode (a training head needs ``targets``)."""
     if heads.training:
         return heads(features, targets)["pred_class_logits"]
-    neck = heads(features)
-    return heads.class_logits(neck) * heads.cls_layer.s
+    return heads(features, with_logits=True)["pred_class_logits"]
 
 
 def pre_relu_stage_support(backbone: nn.Module) -> Optional[str]:
@@ -355,10 +356,9 @@ class Distiller(Baseline):
         """Build (once) and return the file teachers, frozen, on the student's device."""
         if self._file_teachers is None:
             teachers = []
-            for source in self._teacher_sources:
+            for i, source in enumerate(self._teacher_sources):
                 teacher = source if isinstance(source, nn.Module) else source()
-                teacher.requires_grad_(False)
-                teachers.append(teacher.to(self.device).eval())
+                teachers.append(self.add_frozen_model(f"teacher_{i}", teacher))
             self._check_teacher_classes(teachers)
             self._file_teachers = teachers
             self._on_teachers_loaded(teachers)
@@ -399,7 +399,7 @@ class Distiller(Baseline):
             return
         if not self._ema_teacher_slot:
             self._ema_teacher_slot.append(
-                self._student_copy().requires_grad_(False).to(self.device)
+                self.add_frozen_model("ema_teacher", self._student_copy())
             )
             return
         m = self.ema_momentum
@@ -417,37 +417,27 @@ class Distiller(Baseline):
         return state
 
     def _prepare_teacher(self, teacher: nn.Module) -> nn.Module:
-        if teacher.pixel_mean.device != self.device:
-            teacher.to(self.device)
         teacher.train(self.teacher_mode == "train")
         return teacher
 
-    # -- forward -----------------------------------------------------------------------------
-    def forward(
-        self, batched_inputs: BatchedInputs
-    ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
-        if not self.training:
-            return super().forward(batched_inputs)
+    # -- training: Baseline's forward, with the teachers' logits as extra loss inputs ------
+    def extra_loss_inputs(
+        self,
+        batched_inputs: BatchedInputs,
+        images: torch.Tensor,
+        outputs: Dict[str, torch.Tensor],
+    ) -> Dict[str, Any]:
         self.update_ema_teacher()
-        images = self.preprocess_image(batched_inputs)
-        targets = self.get_targets(batched_inputs)
-        features = self.backbone_features(images, self.get_camids(batched_inputs))
-        outputs = self.heads(features, targets)
-        teacher_logits = self.teacher_logits(batched_inputs, targets)
-        return self.losses(outputs, targets, teacher_logits=teacher_logits)
+        return {"teacher_logits": self.teacher_logits(batched_inputs)}
 
     @torch.no_grad()
-    def teacher_logits(
-        self, batched_inputs: BatchedInputs, targets: torch.Tensor
-    ) -> List[torch.Tensor]:
-        """Each teacher's margin-free logits ``(B, C)`` for the batch."""
-        logits = []
-        for teacher in self.teachers():
-            teacher = self._prepare_teacher(teacher)
-            images = teacher.preprocess_image(batched_inputs)
-            feats = teacher.backbone_features(images, teacher.get_camids(batched_inputs))
-            logits.append(head_logits(teacher.heads, feats, targets))
-        return logits
+    def teacher_logits(self, batched_inputs: BatchedInputs) -> List[torch.Tensor]:
+        """Each teacher's margin-free logits ``(B, C)`` for the batch (teachers normalise the
+        raw images with their own PIXEL_MEAN/STD)."""
+        return [
+            self._prepare_teacher(teacher).head_outputs(batched_inputs)["pred_class_logits"]
+            for teacher in self.teachers()
+        ]
 
     def losses(
         self,
@@ -607,29 +597,35 @@ class DistillerOverhaul(Distiller):
             i += 1
         return channels
 
-    # -- forward -----------------------------------------------------------------------------
+    # -- training ----------------------------------------------------------------------------
     def forward(
         self, batched_inputs: BatchedInputs
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         if not self.training:
             return super().forward(batched_inputs)
-        self.update_ema_teacher()
+        # Baseline's training forward, except that the backbone also gives its stage features.
         images = self.preprocess_image(batched_inputs)
         targets = self.get_targets(batched_inputs)
         s_stages, s_map = stage_features(self.backbone, images)
         outputs = self.heads(s_map, targets)
-        teacher_logits, teacher_stages = self.teacher_outputs(batched_inputs, targets)
-        return self.losses(
-            outputs,
-            targets,
-            teacher_logits=teacher_logits,
-            student_stages=s_stages,
-            teacher_stages=teacher_stages,
-        )
+        if in_bn_statistics_pass():  # precise BN: no teacher, no EMA update
+            return {}
+        extra = self.extra_loss_inputs(batched_inputs, images, outputs)
+        return self.losses(outputs, targets, student_stages=s_stages, **extra)
+
+    def extra_loss_inputs(
+        self,
+        batched_inputs: BatchedInputs,
+        images: torch.Tensor,
+        outputs: Dict[str, torch.Tensor],
+    ) -> Dict[str, Any]:
+        self.update_ema_teacher()
+        logits, stages = self.teacher_outputs(batched_inputs)
+        return {"teacher_logits": logits, "teacher_stages": stages}
 
     @torch.no_grad()
     def teacher_outputs(
-        self, batched_inputs: BatchedInputs, targets: torch.Tensor
+        self, batched_inputs: BatchedInputs
     ) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
         """Each teacher's logits ``(B, C)`` and pre-ReLU stage features."""
         logits, stages = [], []
@@ -637,6 +633,7 @@ class DistillerOverhaul(Distiller):
             teacher = self._prepare_teacher(teacher)
             images = teacher.preprocess_image(batched_inputs)
             t_stages, t_map = stage_features(teacher.backbone, images)
+            targets = teacher.get_targets(batched_inputs) if teacher.training else None
             logits.append(head_logits(teacher.heads, t_map, targets))
             stages.append(t_stages)
         return logits, stages
