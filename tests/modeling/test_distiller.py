@@ -327,3 +327,13 @@ def test_python_door_takes_teacher_modules():
     model.train()
     assert model.teachers() == [teacher] and not teacher.training
     assert "loss_jsdiv" in model(_batch())
+
+
+def test_teacher_checkpoint_of_another_architecture(tmp_path):
+    c, _ = _save_teacher(str(tmp_path / "t18"), depth="18x")
+    _, w34 = _save_teacher(str(tmp_path / "t34"), depth="34x")
+    cfg = _cfg(arch="Distiller")
+    cfg.KD.MODEL_CONFIG, cfg.KD.MODEL_WEIGHTS = [c], [w34]
+    model = build_model(cfg)
+    with pytest.raises(ValueError, match="t34"):
+        model.train()

@@ -137,7 +137,10 @@ def load_teacher(
     teacher = build_model(cfg)
     state = load_checkpoint_file(weights_file)["model"]
     incompatible = Checkpointer(teacher).load_model_state(state, source=weights_file)
-    if incompatible.missing_keys or incompatible.shape_mismatches:
+    # Extra backbone/head weights mean another architecture (a deeper ResNet shares the
+    # shallower one's names); a distilled teacher's connectors are fine.
+    foreign = [k for k in incompatible.unexpected_keys if k.startswith(("backbone.", "heads."))]
+    if incompatible.missing_keys or incompatible.shape_mismatches or foreign:
         raise ValueError(
             f"The teacher checkpoint '{weights_file}' does not fill the model of "
             f"'{config_file}':\n{incompatible.table()}\nKD.MODEL_WEIGHTS[i] must be the weights "
