@@ -35,14 +35,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(ROOT, "benchmarks", "results", "bench_train.json")
 
 
-def _rows(quick: bool, cuda: bool, depths: List[str]) -> List[Dict[str, Any]]:
+def _rows(
+    quick: bool, cuda: bool, depths: List[str], compile_rows: bool = False
+) -> List[Dict[str, Any]]:
     if quick:
         base = dict(depth="18x", height=64, width=32, batch=8, device="cpu")
         return [dict(base, mode="fp32"), dict(base, mode="bf16")]
     rows = []
     for depth in depths:
         base = dict(depth=depth, height=256, width=128, batch=64)
-        for mode in ("fp32", "bf16", "channels_last", "channels_last+bf16"):
+        cpu_modes = ["fp32", "bf16", "channels_last", "channels_last+bf16"]
+        if compile_rows:
+            cpu_modes += ["compile+channels_last+bf16"]
+        for mode in cpu_modes:
             rows.append(dict(base, device="cpu", mode=mode))
         if cuda:
             for mode in (
@@ -100,7 +105,9 @@ def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
         "camids": torch.zeros(batch, dtype=torch.long, device=device),
     }
     if "compile" in mode:
-        model = torch.compile(model)
+        from fastreid.modeling.meta_arch.build import compile_backbone
+
+        compile_backbone(model)  # what MODEL.COMPILE does
 
     loader = itertools.repeat(data)
     if "bf16" in mode:
@@ -210,6 +217,9 @@ def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
         help=f"JSON file (default {os.path.relpath(DEFAULT_OUTPUT, ROOT)}; quick: none)",
     )
     parser.add_argument("--depths", default="50x,18x", help="ResNet depths, comma-separated")
+    parser.add_argument(
+        "--compile", action="store_true", help="add a CPU row with MODEL.COMPILE (slow to build)"
+    )
     # Internal: run one row and print its result as JSON.
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -228,7 +238,7 @@ def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
 
     cuda = torch.cuda.is_available()
     results = []
-    for row in _rows(args.quick, cuda, args.depths.split(",")):
+    for row in _rows(args.quick, cuda, args.depths.split(","), args.compile):
         print(f"running {row} ...", file=sys.stderr, flush=True)
         if args.quick:
             results.append(run_row(row, warmup, iters))

@@ -18,6 +18,12 @@ _C.MODEL.DEVICE = "cuda"
 _C.MODEL.META_ARCHITECTURE = "Baseline"
 # Module names (attributes of the meta-arch) kept frozen during the first SOLVER.FREEZE_ITERS.
 _C.MODEL.FREEZE_LAYERS = []
+# Keep weights and activations in channels_last (NHWC) memory: faster convolutions with bf16 on
+# CPUs with AMX/AVX-512-bf16 and with AMP on GPUs; the checkpoint is the same.
+_C.MODEL.CHANNELS_LAST = False
+# Train with torch.compile'd backbone (compiled in place, so checkpoint keys do not change).
+# The first iterations are slow while it compiles; needs a C++ compiler on CPU.
+_C.MODEL.COMPILE = False
 
 # MoCo: size of the feature queue of negatives.
 _C.MODEL.QUEUE_SIZE = 8192

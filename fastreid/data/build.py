@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Sampler
@@ -23,7 +23,6 @@ __all__ = [
     "build_reid_train_loader",
     "build_train_sampler",
     "fast_batch_collator",
-    "ReidDataLoader",
 ]
 
 _SAMPLERS = (
@@ -53,21 +52,6 @@ def fast_batch_collator(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
         else:
             batch[key] = values
     return batch
-
-
-class ReidDataLoader(DataLoader):
-    """A DataLoader whose workers send uint8 images; batches are converted to float32 here.
-
-    Shipping uint8 from the worker processes moves 4x less data than float32; the conversion of
-    a whole batch in the main process is one vectorised op.
-    """
-
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
-        for batch in super().__iter__():
-            images = batch.get("images")
-            if isinstance(images, torch.Tensor) and not images.is_floating_point():
-                batch["images"] = images.float()
-            yield batch
 
 
 def _datasets_root(cfg) -> str:
@@ -160,7 +144,7 @@ def build_reid_train_loader(
     if sampler is None:
         sampler = samplers.TrainingSampler(len(train_set))
     batch_sampler = BatchSampler(sampler, mini_batch_size, drop_last=True)
-    return ReidDataLoader(
+    return DataLoader(
         train_set,
         batch_sampler=batch_sampler,
         num_workers=num_workers,
@@ -213,7 +197,7 @@ def build_reid_test_loader(
     batch_sampler = BatchSampler(
         samplers.InferenceSampler(len(test_set)), mini_batch_size, drop_last=False
     )
-    loader = ReidDataLoader(
+    loader = DataLoader(
         test_set,
         batch_sampler=batch_sampler,
         num_workers=num_workers,

@@ -567,9 +567,12 @@ class DefaultTrainer(TrainerBase):
     def build_model(cls, cfg: CfgNode) -> nn.Module:
         """``fastreid.modeling.build_model(cfg)``, logged."""
         from fastreid.modeling import build_model
+        from fastreid.modeling.meta_arch.build import compile_backbone
 
         model = build_model(cfg)
         logging.getLogger("fastreid").info(f"Model:\n{model}")
+        if cfg.MODEL.COMPILE:
+            compile_backbone(model)
         return model
 
     @classmethod

@@ -94,9 +94,9 @@ class _GalleryIndex:
         """(row, gallery column) of every same-identity pair, grouped by row."""
         low = torch.searchsorted(self.sorted_pids, q_pids)
         counts = torch.searchsorted(self.sorted_pids, q_pids, right=True) - low
-        rows = torch.repeat_interleave(torch.arange(len(q_pids)), counts)
+        rows = torch.repeat_interleave(torch.arange(len(q_pids), device=q_pids.device), counts)
         offsets = torch.cumsum(counts, 0) - counts
-        within = torch.arange(len(rows)) - offsets[rows]
+        within = torch.arange(len(rows), device=rows.device) - offsets[rows]
         return rows, self.order[low[rows] + within]
 
 
@@ -123,9 +123,10 @@ def _positive_ranks(
     num_pos = torch.bincount(pos_rows, minlength=num_rows)
     max_pos = int(num_pos.max()) if num_rows else 0
     if max_pos == 0:
-        return torch.zeros(num_rows, 0, dtype=torch.float64), num_pos
-    slot = torch.arange(len(pos_rows)) - (torch.cumsum(num_pos, 0) - num_pos)[pos_rows]
-    pos_dist = torch.full((num_rows, max_pos), math.inf, dtype=dist.dtype)
+        return torch.zeros(num_rows, 0, dtype=torch.float64, device=dist.device), num_pos
+    slot = torch.arange(len(pos_rows), device=dist.device)
+    slot -= (torch.cumsum(num_pos, 0) - num_pos)[pos_rows]
+    pos_dist = torch.full((num_rows, max_pos), math.inf, dtype=dist.dtype, device=dist.device)
     pos_dist[pos_rows, slot] = dist[pos_rows, pos_cols]
     pos_dist = torch.sort(pos_dist, dim=1).values
     # Everything that is not a kept false match goes to the last bin, which no true match
@@ -136,12 +137,13 @@ def _positive_ranks(
     if keep is not None:
         dist.masked_fill_(~keep, math.inf)
     bins = torch.searchsorted(pos_dist, dist, right=True, out_int32=True)
-    offsets = torch.arange(num_rows, dtype=torch.int32) * (max_pos + 1)
+    offsets = torch.arange(num_rows, dtype=torch.int32, device=dist.device) * (max_pos + 1)
     bins += offsets[:, None]
     hist = torch.bincount(bins.view(-1), minlength=num_rows * (max_pos + 1))
     del bins
     negatives_before = hist.view(num_rows, max_pos + 1)[:, :max_pos].cumsum(dim=1)
-    ranks = negatives_before.to(torch.float64) + torch.arange(1, max_pos + 1, dtype=torch.float64)
+    position = torch.arange(1, max_pos + 1, dtype=torch.float64, device=dist.device)
+    ranks = negatives_before.to(torch.float64) + position
     return ranks, num_pos
 
 
@@ -160,7 +162,7 @@ def _query_metrics(
     if ranks.shape[1] == 0:
         zeros = torch.zeros(len(total), dtype=torch.float64)
         return valid, zeros, zeros, torch.full_like(zeros, math.inf)
-    position = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float64)
+    position = torch.arange(1, ranks.shape[1] + 1, dtype=torch.float64, device=ranks.device)
     found_mask = position[None, :] <= num_found[:, None]
     precision = torch.where(found_mask, position[None, :] / ranks, torch.zeros_like(ranks))
     average_precision = precision.sum(dim=1) / total
@@ -188,9 +190,9 @@ class _Accumulator:
         self.first.append(first)
 
     def result(self, topk: Optional[int] = None) -> RankResult:
-        all_ap = torch.cat(self.ap).numpy() if self.ap else np.zeros(0)
-        all_inp = torch.cat(self.inp).numpy() if self.inp else np.zeros(0)
-        first = torch.cat(self.first).numpy() if self.first else np.zeros(0)
+        all_ap = torch.cat(self.ap).cpu().numpy() if self.ap else np.zeros(0)
+        all_inp = torch.cat(self.inp).cpu().numpy() if self.inp else np.zeros(0)
+        first = torch.cat(self.first).cpu().numpy() if self.first else np.zeros(0)
         num_valid = len(all_ap)
         if num_valid == 0:
             raise RuntimeError(
@@ -236,7 +238,7 @@ def _distance_chunks(
             )
         gallery_norms = squared_norms(gallery)
         if metric == "cosine" and not torch.allclose(
-            gallery_norms, torch.ones(()), rtol=0, atol=1e-5
+            gallery_norms, torch.ones((), device=gallery.device), rtol=0, atol=1e-5
         ):
             gallery = torch.nn.functional.normalize(gallery, dim=1)
         for start in range(0, num_query, chunk):
@@ -363,6 +365,11 @@ def evaluate_rank(
             topk=topk,
         )
 
+    if distmat is None and isinstance(query_features, torch.Tensor):
+        # Features on a GPU: rank there too (labels follow the features).
+        device = query_features.device
+        q_pids_t, g_pids_t = q_pids_t.to(device), g_pids_t.to(device)
+        q_cam_t, g_cam_t = q_cam_t.to(device), g_cam_t.to(device)
     chunk = _effective_chunk(chunk_size, num_gallery)
     accumulator = _Accumulator(max_rank)
     gallery = _GalleryIndex(g_pids_t, g_cam_t)

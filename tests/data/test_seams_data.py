@@ -134,7 +134,7 @@ def test_train_loader_for_a_camera_less_multi_label_set(attr_root):
     loader = build_reid_train_loader(_cfg(attr_root))
     assert loader.dataset.num_classes == 2
     batch = next(iter(loader))
-    assert batch["images"].shape == (4, 3, 20, 10) and batch["images"].dtype == torch.float32
+    assert batch["images"].shape == (4, 3, 20, 10) and batch["images"].dtype == torch.uint8
     assert batch["targets"].shape == (4, 2) and batch["targets"].dtype == torch.float32
     assert (batch["camids"] == -1).all()
 

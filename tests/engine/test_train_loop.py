@@ -43,7 +43,7 @@ def test_steps_on_a_fixed_batch_lower_the_loss_and_update_every_trained_paramete
 
 def test_nan_loss_stops_training_naming_the_iteration_and_the_losses(synthetic_root, tmp_path):
     model, optimizer, batch = _model_optimizer_batch(synthetic_root, tmp_path)
-    bad = dict(batch, images=torch.full_like(batch["images"], float("nan")))
+    bad = dict(batch, images=torch.full(batch["images"].shape, float("nan")))
     stream = itertools.chain([batch, batch], itertools.repeat(bad))
     trainer = SimpleTrainer(model, stream, optimizer, log_period=1)
     with pytest.raises(FloatingPointError, match=r"iteration 2 .*loss_cls=nan"):

@@ -187,3 +187,8 @@ def test_bench_eval_quick_smoke(tmp_path):
     reference = rows[("quick", "reference_numpy")]
     assert abs(reference["delta_mAP"]) < 1e-4 and abs(reference["delta_rank1"]) < 1e-4
     assert "top-" in rows[("quick_large", "ours_topk")]["note"]
+    # FastReID's own pipeline (full matrix, one argsort, compiled loop) gives the same figures.
+    fastreid = rows[("quick", "fastreid_equivalent")]
+    assert abs(fastreid["delta_mAP"]) < 1e-4 and abs(fastreid["delta_mINP"]) < 1e-4
+    probe = rows[("quick", "bf16_band_probe")]
+    assert 0.0 < probe["band_share"] < 1.0 and "error band" in probe["note"]

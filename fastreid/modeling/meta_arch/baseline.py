@@ -93,6 +93,9 @@ class ImageNormalizer(nn.Module):
             "pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(1, -1, 1, 1), False
         )
 
+    # Set by build_model for MODEL.CHANNELS_LAST: images then enter the backbone as NHWC.
+    channels_last = False
+
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
@@ -111,10 +114,14 @@ class ImageNormalizer(nn.Module):
                 "The model takes a batch dict with key 'images' (and 'targets' in training) or "
                 f"an image tensor (B, 3, H, W); got {type(batched_inputs).__name__}."
             )
+        # Loaders send uint8: 4x less to copy to the device, converted there.
         images = images.to(self.pixel_mean.device, non_blocking=True)
         if not images.is_floating_point():
             images = images.float()
-        return (images - self.pixel_mean) / self.pixel_std
+        images = (images - self.pixel_mean) / self.pixel_std
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
 
     def get_targets(self, batched_inputs: BatchedInputs) -> torch.Tensor:
         """Training class ids ``(B,)`` int64 on the model's device (all-negative ids become 0)."""
