@@ -202,8 +202,9 @@ def test_eval_only_needs_no_teacher_files(tmp_path):
     model.eval()
     images = _batch()["images"]
     torch.testing.assert_close(fresh(images), model(images))
+    fresh.train()  # what evaluation does afterwards: still no teacher needed
     with pytest.raises(FileNotFoundError, match="KD.MODEL_WEIGHTS"):
-        fresh.train()
+        fresh(_batch())
 
 
 def test_overhaul_loss_uses_teacher_bn_margins_and_trains_connectors(tmp_path):
@@ -283,7 +284,7 @@ def test_missing_teacher_files_are_named(tmp_path):
         cfg.KD.MODEL_WEIGHTS = [weights]
         model = build_model(cfg)
         with pytest.raises(FileNotFoundError, match=key):
-            model.train()
+            model.load_teachers()
 
 
 def test_teacher_with_another_class_count(tmp_path):
@@ -292,7 +293,7 @@ def test_teacher_with_another_class_count(tmp_path):
     cfg.KD.MODEL_CONFIG, cfg.KD.MODEL_WEIGHTS = [c], [w]
     model = build_model(cfg)
     with pytest.raises(ValueError, match="7 classes but the student has 4"):
-        model.train()
+        model(_batch())
 
 
 def test_overhaul_needs_pre_relu_stage_features(tmp_path):
@@ -336,4 +337,4 @@ def test_teacher_checkpoint_of_another_architecture(tmp_path):
     cfg.KD.MODEL_CONFIG, cfg.KD.MODEL_WEIGHTS = [c], [w34]
     model = build_model(cfg)
     with pytest.raises(ValueError, match="t34"):
-        model.train()
+        model.load_teachers()

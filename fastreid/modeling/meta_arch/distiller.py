@@ -9,8 +9,9 @@ How teachers are held (and why):
 * they are attached with the core's ``add_frozen_model``: not submodules, so ``state_dict()``,
   checkpoints, ``parameters()`` (so the optimizer and DDP's gradient sync) and
   ``model.train()`` never reach them, while ``model.to()`` moves them;
-* they are loaded when training starts (the first ``model.train()`` or training forward), so
-  evaluating a distilled student (``--eval-only``) needs no teacher files;
+* they are loaded at the first training step (or an explicit :meth:`Distiller.load_teachers`),
+  not when the model is built, so evaluating a distilled student (``--eval-only``, whose
+  evaluation also switches the model back to training mode) needs no teacher files;
 * they run under ``no_grad`` in eval mode (``KD.TEACHER_MODE eval``; FastReID's teachers
   stay in train mode, kept as ``KD.TEACHER_MODE train``), inside the student's autocast;
 * each normalises the raw images with its own ``MODEL.PIXEL_MEAN/STD``.
@@ -346,14 +347,6 @@ class Distiller(Baseline):
     @property
     def num_teachers(self) -> int:
         return len(self._teacher_sources) + (self.ema_momentum is not None)
-
-    def train(self, mode: bool = True) -> Distiller:
-        """Switch the student only; entering training loads the teachers (files checked here,
-        before the first step, rather than at construction, so evaluation needs none)."""
-        super().train(mode)
-        if mode:
-            self.load_teachers()
-        return self
 
     def load_teachers(self) -> List[nn.Module]:
         """Build (once) and return the file teachers, frozen, on the student's device."""
