@@ -1,15 +1,21 @@
 """One learning-rate scheduler per run, stepped once per iteration.
 
-The lr of iteration ``i`` (0-based; the value in effect after ``i`` calls of ``step()``) is
+The lr of iteration ``i`` (0-based; the value in effect after ``i`` calls of ``step()``) in
+epoch ``e = i // iters_per_epoch`` is
 
-    lr_i = warmup(i) * main(i // iters_per_epoch)
+    lr_i = warmup(i) * main(n(e))
 
 * ``warmup(i)`` for ``i < warmup_iters`` with ``a = i / warmup_iters``:
   linear ``f * (1 - a) + a``, constant ``f``, exp ``f ** (1 - a)`` (``f`` = WARMUP_FACTOR);
   1 afterwards.
-* ``main(epoch)``: MultiStepLR ``base_lr * gamma ** (number of STEPS <= epoch)``;
-  CosineAnnealingLR: ``base_lr`` for epochs ``< DELAY_EPOCHS``, then
-  ``eta_min + (base_lr - eta_min) * (1 + cos(pi * (epoch - delay) / (MAX_EPOCH - delay))) / 2``.
+* ``n(e)``: how many epochs the main curve has advanced. As in FastReID it advances only at the
+  end of an epoch that finishes past the warmup and is not held by DELAY_EPOCHS, so
+  ``n(e) = max(0, e - e0)`` with ``e0 = max(warmup_iters // iters_per_epoch, DELAY_EPOCHS - 1, 0)``:
+  the warmup epochs shift the whole curve (e.g. 100 warmup iterations of 39 per epoch put
+  ``STEPS: [10]`` at epoch 12).
+* ``main(n)``: MultiStepLR ``base_lr * gamma ** (number of STEPS <= n)``; CosineAnnealingLR
+  ``eta_min + (base_lr - eta_min) * (1 + cos(pi * min(n, T) / T)) / 2`` with
+  ``T = MAX_EPOCH - max(ceil(warmup_iters / iters_per_epoch), DELAY_EPOCHS)``.
 
 Everything is a closed form of the iteration count, so ``state_dict`` / ``load_state_dict``
 resume exactly.
@@ -78,10 +84,15 @@ class WarmupMainLR(LRScheduler):
             raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}.")
         if list(steps) != sorted(steps):
             raise ValueError(f"SOLVER.STEPS must be increasing, got {list(steps)}.")
-        if sched == "CosineAnnealingLR" and max_epoch <= delay_epochs:
+        # The cosine spans the epochs left after the warmup epochs or the delay (FastReID).
+        self.cosine_epochs = int(max_epoch) - max(
+            math.ceil(int(warmup_iters) / int(iters_per_epoch)), int(delay_epochs)
+        )
+        if sched == "CosineAnnealingLR" and self.cosine_epochs <= 0:
             raise ValueError(
-                f"SOLVER.MAX_EPOCH ({max_epoch}) must exceed SOLVER.DELAY_EPOCHS ({delay_epochs}) "
-                "for the cosine schedule."
+                f"SOLVER.MAX_EPOCH ({max_epoch}) must exceed both SOLVER.DELAY_EPOCHS "
+                f"({delay_epochs}) and the warmup epochs (SOLVER.WARMUP_ITERS {warmup_iters} / "
+                f"{iters_per_epoch} iterations per epoch, rounded up) for the cosine schedule."
             )
         self.iters_per_epoch = int(iters_per_epoch)
         self.sched = sched
@@ -95,16 +106,19 @@ class WarmupMainLR(LRScheduler):
         self.warmup_method = warmup_method
         super().__init__(optimizer, last_epoch)
 
+    def main_steps(self, epoch: int) -> int:
+        """``n(epoch)``: how far the main curve has advanced by ``epoch`` (see module doc)."""
+        first = max(self.warmup_iters // self.iters_per_epoch, self.delay_epochs - 1, 0)
+        return max(0, epoch - first)
+
     def _main_lr(self, base_lr: float, epoch: int) -> float:
+        n = self.main_steps(epoch)
         if self.sched == "MultiStepLR":
-            return base_lr * self.gamma ** bisect.bisect_right(self.steps, epoch)
-        if epoch < self.delay_epochs:
-            return base_lr
-        t = min(epoch - self.delay_epochs, self.max_epoch - self.delay_epochs)
-        span = self.max_epoch - self.delay_epochs
+            return base_lr * self.gamma ** bisect.bisect_right(self.steps, n)
+        t = min(n, self.cosine_epochs)
         return (
             self.eta_min_lr
-            + (base_lr - self.eta_min_lr) * (1.0 + math.cos(math.pi * t / span)) / 2.0
+            + (base_lr - self.eta_min_lr) * (1.0 + math.cos(math.pi * t / self.cosine_epochs)) / 2.0
         )
 
     def lr_at(self, it: int) -> List[float]:

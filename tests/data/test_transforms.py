@@ -78,3 +78,53 @@ def test_recipe_transforms_build_and_run(recipe):
     cfg.merge_from_file(os.path.join(CONFIGS, recipe))
     out = build_transforms(cfg, is_train=True)(image(128, 64))
     assert out.shape == (3, *cfg.INPUT.SIZE_TRAIN) and out.dtype == torch.float32
+
+
+def _fastreid_reference_pipeline(size, padding, flip_prob, rea_prob, rea_value):
+    """FastReID's documented train pipeline, written plainly on PIL images: bicubic resize,
+    pad + random crop, flip, to a float tensor in 0-255, then torchvision's RandomErasing
+    (scale 0.02-0.33, ratio 0.3-3.3, 10 attempts) with the given fill."""
+    import numpy as np
+    from torchvision import transforms as T1
+
+    def to_tensor_0_255(pil):
+        return torch.from_numpy(np.asarray(pil, dtype=np.float32).copy()).permute(2, 0, 1)
+
+    return T1.Compose(
+        [
+            T1.Resize(size, interpolation=T1.InterpolationMode.BICUBIC),
+            T1.Pad(padding),
+            T1.RandomCrop(size),
+            T1.RandomHorizontalFlip(flip_prob),
+            to_tensor_0_255,
+            T1.RandomErasing(p=rea_prob, value=list(rea_value)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("to_float", [True, False])
+def test_train_transform_draws_what_fastreids_pipeline_draws(to_float):
+    """Same input, same torch seed: our tensor pipeline and FastReID's PIL pipeline give the same
+    crop, flip and erased box (the erased value differs by rounding on the uint8 path)."""
+    from PIL import Image
+
+    cfg = get_cfg()
+    cfg.merge_from_list(
+        ["INPUT.SIZE_TRAIN", [32, 16], "INPUT.PADDING.ENABLED", True, "INPUT.PADDING.SIZE", 5,
+         "INPUT.REA.ENABLED", True, "INPUT.REA.PROB", 0.5, "INPUT.FLIP.ENABLED", True,
+         "INPUT.FLIP.PROB", 0.5]
+    )  # fmt: skip
+    ours = build_transforms(cfg, is_train=True, to_float=to_float)
+    ref = _fastreid_reference_pipeline([32, 16], 5, 0.5, 0.5, cfg.INPUT.REA.VALUE)
+    x = image(32, 16)
+    pil = Image.fromarray(x.permute(1, 2, 0).numpy())
+    erased = 0
+    for seed in range(200):
+        torch.manual_seed(seed)
+        a = ours(x).float()
+        torch.manual_seed(seed)
+        b = ref(pil)
+        assert a.shape == b.shape == (3, 32, 16)
+        assert (a - b).abs().max().item() <= (0.0 if to_float else 0.5), seed
+        erased += bool((b == torch.tensor(cfg.INPUT.REA.VALUE)[:, None, None]).all(0).any())
+    assert 70 < erased < 130  # p = 0.5, and the draws do happen

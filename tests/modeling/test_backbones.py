@@ -40,10 +40,15 @@ SMALL_BACKBONES = [
     ("build_osnet_backbone", "x0_25", 128, {}),
     ("build_osnet_backbone", "x0_25", 128, {"WITH_IBN": True}),
     ("build_mobilenetv2_backbone", "0.5x", 1280, {}),
-    ("build_mobilenetv3_backbone", "small", 576, {}),
+    ("build_mobilenetv3_backbone", "Small", 1024, {}),
+    ("build_effnet_backbone", "b0", 1280, {}),
+    ("build_regnet_backbone", "200y", 368, {}),
+    ("build_shufflenetv2_backbone", "0.5x", 1024, {}),
+    ("build_torchvision_mobilenetv2_backbone", "0.5x", 1280, {}),
+    ("build_torchvision_mobilenetv3_backbone", "small", 576, {}),
     ("build_efficientnet_backbone", "b0", 1280, {}),
     ("build_efficientnet_backbone", "lite0", 1280, {}),
-    ("build_regnet_backbone", "400x", 400, {}),
+    ("build_torchvision_regnet_backbone", "400x", 400, {}),
     ("build_repvgg_backbone", "A0", 1280, {}),
     ("build_vit_backbone", "small", 768, {"NUM_CAMERAS": 3, "STRIDE_SIZE": (12, 12)}),
 ]
@@ -166,11 +171,19 @@ LARGE_BACKBONES = [
     ("build_osnet_backbone", "x0_75", 384),
     ("build_osnet_backbone", "x0_5", 256),
     ("build_mobilenetv2_backbone", "1.4x", 1792),
-    ("build_mobilenetv3_backbone", "large", 960),
+    ("build_mobilenetv3_backbone", "Large", 1280),
+    ("build_effnet_backbone", "b3", 1536),
+    ("build_effnet_backbone", "b5", 2048),
+    ("build_shufflenetv2_backbone", "1.5x", 1024),
+    ("build_shufflenetv2_backbone", "2.0x", 2048),
+    ("build_regnet_backbone", "800y", 768),
+    ("build_regnet_backbone", "3200y", 1512),
+    ("build_regnet_backbone", "8000x", 1920),
+    ("build_torchvision_mobilenetv3_backbone", "large", 960),
     ("build_efficientnet_backbone", "b3", 1536),
     ("build_efficientnet_backbone", "b7", 2560),
-    ("build_regnet_backbone", "800y", 784),
-    ("build_regnet_backbone", "3200y", 1512),
+    ("build_torchvision_regnet_backbone", "800y", 784),
+    ("build_torchvision_regnet_backbone", "3200y", 1512),
     ("build_repvgg_backbone", "B1g2", 2048),
     ("build_repvgg_backbone", "B3", 2560),
     ("build_vit_backbone", "base", 768),
@@ -180,15 +193,20 @@ LARGE_BACKBONES = [
 @pytest.mark.parametrize("name,depth,feat_dim", LARGE_BACKBONES)
 def test_large_variants_build_with_their_feat_dim(name, depth, feat_dim):
     # torchvision's RegNet computes its widths with tensor ops that need real data.
-    device = "cpu" if name == "build_regnet_backbone" else "meta"
+    device = "cpu" if name == "build_torchvision_regnet_backbone" else "meta"
     with torch.device(device):
         model = build_backbone(make_cfg(name, depth, feat_dim))
     assert model.feat_dim == feat_dim
 
 
-@pytest.mark.parametrize("name", ["build_mobilenetv2_backbone", "build_efficientnet_backbone"])
+@pytest.mark.parametrize(
+    "name", ["build_torchvision_mobilenetv2_backbone", "build_efficientnet_backbone"]
+)
 def test_last_stride_one_doubles_the_map_of_single_path_networks(name):
-    depth = {"build_mobilenetv2_backbone": "0.5x", "build_efficientnet_backbone": "lite0"}[name]
+    depth = {
+        "build_torchvision_mobilenetv2_backbone": "0.5x",
+        "build_efficientnet_backbone": "lite0",
+    }[name]
     x = torch.zeros(1, 3, 64, 32)
     shapes = []
     for stride in (2, 1):
@@ -198,10 +216,28 @@ def test_last_stride_one_doubles_the_map_of_single_path_networks(name):
     assert shapes == [(2, 1), (4, 2)]
 
 
-def test_regnet_last_stride_one_keeps_the_stride_16_map():
-    model = build_backbone(make_cfg("build_regnet_backbone", "400x", 400, LAST_STRIDE=1)).eval()
+@pytest.mark.parametrize(
+    "name,depth,feat_dim",
+    [("build_torchvision_regnet_backbone", "400x", 400), ("build_regnet_backbone", "400x", 384)],
+)
+def test_regnet_last_stride_one_keeps_the_stride_16_map(name, depth, feat_dim):
+    model = build_backbone(make_cfg(name, depth, feat_dim, LAST_STRIDE=1)).eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 32)).shape[-2:] == (4, 2)
+
+
+@pytest.mark.parametrize(
+    "name,depth,feat_dim",
+    [
+        ("build_mobilenetv2_backbone", "0.5x", 1280),
+        ("build_mobilenetv3_backbone", "Small", 1024),
+        ("build_shufflenetv2_backbone", "0.5x", 1024),
+    ],
+)
+def test_fastreids_mobile_networks_keep_output_stride_32_as_fastreid(name, depth, feat_dim):
+    model = build_backbone(make_cfg(name, depth, feat_dim, LAST_STRIDE=1)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 32)).shape[-2:] == (2, 1)
 
 
 @pytest.mark.parametrize("depth", ["A0", "B1g4"])

@@ -1,13 +1,19 @@
-"""FastReID checkpoint compatibility: our parameter names/shapes are FastReID's.
+"""FastReID compatibility, shown by numbers: FastReID checkpoints give FastReID's features.
 
-The expected names are generated here from FastReID's published layout (ResNet-50 with
-``conv1``/``bn1``/``layer1..4``, IBN-a as ``bnX.IN``/``bnX.BN``, non-local blocks ``NL_2``/``NL_3``
-with FastReID's one-channel inner width, the head's ``bottleneck.0`` and ``weight``; MGN's
-``backbone.N`` trunk, ``b1..b3`` branches and ``*_head`` heads), not from our modules.
+Each golden in ``tests/fixtures/fastreid_parity`` is the eval output of FastReID's own code for
+one recipe, on weights that follow from the key names alone. The test rebuilds that state dict
+under FastReID's names, saves it as a FastReID checkpoint, loads it through ``MODEL.WEIGHTS``
+like any user checkpoint and compares the features. The full ``config.yaml`` that FastReID
+wrote for the recipe must load and describe the same model. Every shipped recipe builds and
+runs.
 """
 
+from __future__ import annotations
+
+import logging
 import os
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,172 +21,160 @@ import torch
 from fastreid.config import get_cfg
 from fastreid.modeling import build_model
 from fastreid.modeling.compat import map_fastreid_state_dict
+from fastreid.predictor import build_model_from_cfg
+from fastreid.utils.checkpoint import num_classes_in_checkpoint
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "Market1501")
-BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+from .fastreid_parity import (
+    MAX_REL_DIFF,
+    MIN_COSINE,
+    ROOT,
+    compare,
+    golden_cfg,
+    golden_input,
+    golden_names,
+    golden_state_dict,
+    load_golden,
+)
 
-
-def _bn(prefix, c):
-    return {f"{prefix}.{k}": (() if k == "num_batches_tracked" else (c,)) for k in BN}
-
-
-def _ibn(prefix, c):
-    half = c // 2
-    out = {f"{prefix}.IN.weight": (half,), f"{prefix}.IN.bias": (half,)}
-    out.update(_bn(f"{prefix}.BN", c - half))
-    return out
-
-
-def _bottleneck(prefix, inplanes, planes, downsample, ibn):
-    out = {f"{prefix}.conv1.weight": (planes, inplanes, 1, 1)}
-    out.update(_ibn(f"{prefix}.bn1", planes) if ibn else _bn(f"{prefix}.bn1", planes))
-    out[f"{prefix}.conv2.weight"] = (planes, planes, 3, 3)
-    out.update(_bn(f"{prefix}.bn2", planes))
-    out[f"{prefix}.conv3.weight"] = (planes * 4, planes, 1, 1)
-    out.update(_bn(f"{prefix}.bn3", planes * 4))
-    if downsample:
-        out[f"{prefix}.downsample.0.weight"] = (planes * 4, inplanes, 1, 1)
-        out.update(_bn(f"{prefix}.downsample.1", planes * 4))
-    return out
+GOLDENS = golden_names()
+NOT_LOADED = "were not loaded"
 
 
-R50_LAYERS = [(64, 3), (128, 4), (256, 6), (512, 3)]
+def test_all_goldens_are_present():
+    assert len(GOLDENS) == 13
 
 
-def _r50_blocks(ibn):
-    """(layer index 1..4, block index, prefix-free dict) for every Bottleneck of ResNet-50."""
-    inplanes = 64
-    blocks = []
-    for li, (planes, n) in enumerate(R50_LAYERS, start=1):
-        for bi in range(n):
-            use_ibn = ibn and li < 4  # FastReID: IBN-a in layer1..3
-            blocks.append((li, bi, inplanes, planes, bi == 0, use_ibn))
-            inplanes = planes * 4
-    return blocks
+@pytest.mark.parametrize("name", GOLDENS)
+def test_fastreid_checkpoint_gives_fastreids_features(name, tmp_path, caplog):
+    golden = load_golden(name)
+    weights = tmp_path / "fastreid_model.pth"
+    torch.save({"model": golden_state_dict(golden)}, weights)
+    cfg = golden_cfg(golden, str(weights))
+    with caplog.at_level(logging.WARNING):
+        model = build_model_from_cfg(cfg)
+    assert NOT_LOADED not in caplog.text, f"{name}: FastReID keys did not all load"
+    with torch.no_grad():
+        features = model({"images": golden_input(cfg)})
+    cos, rel = compare(features, torch.tensor(golden["features"]))
+    assert cos >= MIN_COSINE and rel <= MAX_REL_DIFF, f"{name}: cos {cos:.6f}, rel {rel:.2e}"
 
 
-def _non_local(prefix, c):
-    inter = 1  # FastReID's Non_local computes reduc_ratio // reduc_ratio
+def _flat(node, prefix=""):
     out = {}
-    for name in ("g", "theta", "phi"):
-        out[f"{prefix}.{name}.weight"] = (inter, c, 1, 1)
-        out[f"{prefix}.{name}.bias"] = (inter,)
-    out[f"{prefix}.W.0.weight"] = (c, inter, 1, 1)
-    out[f"{prefix}.W.0.bias"] = (c,)
-    out.update(_bn(f"{prefix}.W.1", c))
+    for key, value in node.items():
+        if hasattr(value, "items"):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 
-def fastreid_resnet50_keys(prefix="backbone", ibn=False, nl=False):
-    out = {f"{prefix}.conv1.weight": (64, 3, 7, 7)}
-    out.update(_bn(f"{prefix}.bn1", 64))
-    for li, bi, inplanes, planes, down, use_ibn in _r50_blocks(ibn):
-        out.update(_bottleneck(f"{prefix}.layer{li}.{bi}", inplanes, planes, down, use_ibn))
-    if nl:  # FastReID R50: 2 blocks in layer2, 3 in layer3
-        for i in range(2):
-            out.update(_non_local(f"{prefix}.NL_2.{i}", 512))
-        for i in range(3):
-            out.update(_non_local(f"{prefix}.NL_3.{i}", 1024))
-    return out
+def _meta_run(cfg, height: int, width: int) -> torch.Tensor:
+    """Build ``cfg``'s model on the meta device (no memory, no init) and run it in eval mode."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.BACKBONE.PRETRAIN = False
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.DEVICE = "meta"
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            return model({"images": torch.zeros(2, 3, height, width)})
 
 
-def embedding_head_keys(prefix, num_classes, feat_dim, gem_p=False, embedding_dim=0):
-    out = {f"{prefix}.weight": (num_classes, embedding_dim or feat_dim)}
-    if gem_p:
-        out[f"{prefix}.pool_layer.p"] = (1,)
-    idx = 0
-    if embedding_dim:
-        out[f"{prefix}.bottleneck.0.weight"] = (embedding_dim, feat_dim, 1, 1)
-        idx = 1
-    out.update(_bn(f"{prefix}.bottleneck.{idx}", embedding_dim or feat_dim))
-    return out
+@pytest.mark.parametrize("name", GOLDENS)
+def test_fastreids_dumped_config_yaml_loads_and_builds_the_same_model(name, tmp_path):
+    golden = load_golden(name)
+    dumped_file = tmp_path / "config.yaml"
+    dumped_file.write_text(golden["config_yaml"])
+    dumped = get_cfg()
+    dumped.merge_from_file(str(dumped_file))
+    # The dump describes the model and test input of the recipe + opts it came from.
+    ours, theirs = _flat(golden_cfg(golden)), _flat(dumped)
+    differing = {
+        k: (ours[k], theirs[k])
+        for k in ours
+        if k.startswith(("MODEL.", "INPUT.")) and ours[k] != theirs[k]
+    }
+    differing.pop("MODEL.BACKBONE.PRETRAIN_PATH", None)  # a path on FastReID's machine
+    assert differing == {}
+    out = _meta_run(dumped, *dumped.INPUT.SIZE_TEST)
+    assert tuple(out.shape) == (2, len(golden["features"][0]))
 
 
-def fastreid_mgn_keys(num_classes):
-    out = {"backbone.0.weight": (64, 3, 7, 7)}
-    out.update(_bn("backbone.1", 64))
-    blocks = _r50_blocks(ibn=False)
-    for li, bi, inplanes, planes, down, _ in blocks:
-        if li in (1, 2):
-            out.update(_bottleneck(f"backbone.{li + 3}.{bi}", inplanes, planes, down, False))
-        elif li == 3 and bi == 0:
-            out.update(_bottleneck("backbone.6", inplanes, planes, down, False))
-    for branch in ("b1", "b2", "b3"):
-        for li, bi, inplanes, planes, down, _ in blocks:
-            if li == 3 and bi > 0:
-                out.update(_bottleneck(f"{branch}.0.{bi - 1}", inplanes, planes, down, False))
-            elif li == 4:
-                out.update(_bottleneck(f"{branch}.1.{bi}", inplanes, planes, down, False))
-    for head in ("b1", "b2", "b21", "b22", "b3", "b31", "b32", "b33"):
-        out.update(embedding_head_keys(f"{head}_head", num_classes, 2048, True, 256))
-    return out
+RECIPES = sorted(
+    str(p.relative_to(ROOT)) for p in Path(ROOT, "configs").rglob("*.yml") if "Base-" not in p.name
+)
 
 
-def build(recipe, num_classes=751):
+def test_every_fastreid_core_recipe_is_shipped():
+    names = {os.path.relpath(r, "configs") for r in RECIPES}
+    for dataset in ("DukeMTMC", "MSMT17", "Market1501"):
+        for kind in ("AGW", "bagtricks", "sbs"):
+            for backbone in ("R50", "R50-ibn", "R101-ibn", "S50"):
+                assert f"{dataset}/{kind}_{backbone}.yml" in names
+        assert f"{dataset}/mgn_R50-ibn.yml" in names
+    assert "Market1501/bagtricks_vit.yml" in names
+    for vehicle in (
+        "VeRi/sbs_R50-ibn.yml",
+        "VehicleID/bagtricks_R50-ibn.yml",
+        "VERIWild/bagtricks_R50-ibn.yml",
+    ):
+        assert vehicle in names
+
+
+def _model_signature(cfg) -> str:
+    """The config keys that decide which model gets built and what input it sees."""
+    return repr(sorted(_flat(cfg.MODEL).items()) + [("SIZE_TEST", cfg.INPUT.SIZE_TEST)])
+
+
+def test_every_shipped_recipe_loads_and_builds_a_model_that_runs():
+    built = {}
+    for recipe in RECIPES:
+        cfg = get_cfg()
+        cfg.merge_from_file(os.path.join(ROOT, recipe))
+        cfg.MODEL.HEADS.NUM_CLASSES = 10
+        signature = _model_signature(cfg)
+        if signature not in built:  # the same model in another dataset's recipe is built once
+            out = _meta_run(cfg, *cfg.INPUT.SIZE_TEST)
+            assert out.dim() == 2 and out.shape[0] == 2, recipe
+            built[signature] = recipe
+    assert len(built) >= 15
+
+
+def test_resnest_ignores_non_local_with_one_warning(caplog):
     cfg = get_cfg()
-    cfg.merge_from_file(os.path.join(CONFIGS, f"{recipe}.yml"))
-    cfg.merge_from_list(
-        [
-            "MODEL.HEADS.NUM_CLASSES",
-            num_classes,
-            "MODEL.DEVICE",
-            "cpu",
-            "MODEL.BACKBONE.PRETRAIN",
-            False,
-        ]
-    )
-    return build_model(cfg)
+    cfg.merge_from_file(os.path.join(ROOT, "configs/Market1501/sbs_S50.yml"))
+    assert cfg.MODEL.BACKBONE.WITH_NL
+    cfg.MODEL.HEADS.NUM_CLASSES = 10
+    with caplog.at_level(logging.WARNING):
+        _meta_run(cfg, 64, 32)
+    assert caplog.text.count("ignores MODEL.BACKBONE.WITH_SE / WITH_NL") == 1
 
 
-def shapes(model):
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-EXPECTED = {
-    "bagtricks_R50": lambda: {
-        **fastreid_resnet50_keys(),
-        **embedding_head_keys("heads", 751, 2048),
-    },
-    "sbs_R50-ibn": lambda: {
-        **fastreid_resnet50_keys(ibn=True, nl=True),
-        **embedding_head_keys("heads", 751, 2048, gem_p=True),
-    },
-    "mgn_R50": lambda: fastreid_mgn_keys(751),
-}
-
-
-@pytest.mark.parametrize("recipe", sorted(EXPECTED))
-def test_parameter_names_and_shapes_are_fastreids(recipe):
-    got = shapes(build(recipe))
-    expected = EXPECTED[recipe]()
-    assert sorted(set(expected) - set(got)) == [], "FastReID keys we lack"
-    assert sorted(set(got) - set(expected)) == [], "keys FastReID checkpoints do not have"
-    assert {k: v for k, v in got.items() if v != expected[k]} == {}
-
-
-def test_spot_checks_bot_r50():
-    got = shapes(build("bagtricks_R50"))
-    assert got["backbone.conv1.weight"] == (64, 3, 7, 7)
-    assert got["heads.bottleneck.0.weight"] == (2048,)
-    assert got["heads.weight"] == (751, 2048)
-
-
-@pytest.mark.parametrize("recipe", sorted(EXPECTED))
-def test_fastreid_named_state_dict_loads_strictly(recipe):
-    model = build(recipe)
-    torch.manual_seed(1)
-    fake = OrderedDict(
-        (k, torch.randint(0, 5, s) if k.endswith("num_batches_tracked") else torch.randn(s))
-        for k, s in EXPECTED[recipe]().items()
-    )
-    result = model.load_state_dict(map_fastreid_state_dict({"model": fake}), strict=True)
-    assert result.missing_keys == [] and result.unexpected_keys == []
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, fake[k]), k
+def test_mgn_class_count_comes_from_its_branch_heads(tmp_path, caplog):
+    recipe = os.path.join(ROOT, "configs/Market1501/mgn_R50-ibn.yml")
+    cfg = get_cfg()
+    cfg.merge_from_file(recipe)
+    small = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", 512]
+    cfg.merge_from_list(["MODEL.HEADS.NUM_CLASSES", 7, "MODEL.BACKBONE.PRETRAIN", False, *small])
+    trained = build_model(cfg)
+    assert "heads.weight" not in trained.state_dict()
+    weights = tmp_path / "mgn.pth"
+    torch.save({"model": trained.state_dict()}, weights)  # a FastReID-style bare checkpoint
+    assert num_classes_in_checkpoint(str(weights)) == 7
+    cfg.merge_from_list(["MODEL.HEADS.NUM_CLASSES", 0, "MODEL.WEIGHTS", str(weights)])
+    cfg.MODEL.DEVICE = "cpu"
+    with caplog.at_level(logging.WARNING):
+        model = build_model_from_cfg(cfg)
+    assert NOT_LOADED not in caplog.text and "shape mismatch" not in caplog.text
+    assert model.b33_head.weight.shape[0] == 7
 
 
 def test_old_key_names_are_mapped():
-    model = build("bagtricks_R50", num_classes=10)
+    cfg = golden_cfg(load_golden("R34"))
+    cfg.MODEL.HEADS.NUM_CLASSES = 10
+    model = build_model(cfg)
     old = OrderedDict()
     for k, v in model.state_dict().items():
         k = k.replace("heads.bottleneck.0.", "heads.bnneck.").replace(

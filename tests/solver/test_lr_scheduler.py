@@ -53,16 +53,27 @@ def test_constant_and_exp_warmup():
     assert lrs[5] == pytest.approx(1.0)
 
 
-def test_warmup_multiplies_the_multistep_value():
-    # warmup longer than the first step: factor x decayed lr
+def test_main_curve_starts_counting_after_the_warmup_epochs():
+    # As FastReID: the main curve advances only at the end of epochs that finish past the
+    # warmup, so a warmup into epoch 2 shifts STEPS by 2 epochs (iterations per epoch: 2).
     s = WarmupMainLR(
         _opt(), iters_per_epoch=2, steps=[1], gamma=0.5, warmup_factor=0.0, warmup_iters=4
     )
-    lrs = curve(s, 5)
-    assert lrs == pytest.approx([0.0, 0.25, 0.5 * 0.5, 0.5 * 0.75, 0.5])
+    lrs = curve(s, 10)
+    assert lrs == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5])
+
+
+def test_fastreid_demo_recipe_steps_at_epoch_12():
+    # 100 warmup iterations of 39 per epoch: STEPS [10] takes effect at epoch 12 (FastReID).
+    s = WarmupMainLR(_opt(), iters_per_epoch=39, steps=[10], warmup_iters=100, max_epoch=14)
+    lrs = curve(s, 14 * 39)
+    assert lrs[100] == lrs[467] == pytest.approx(1.0)
+    assert lrs[468] == lrs[-1] == pytest.approx(0.1)
 
 
 def test_cosine_with_delay():
+    # DELAY_EPOCHS 4: the curve holds for epochs 0-3 and advances from the end of epoch 3,
+    # over MAX_EPOCH - DELAY_EPOCHS = 6 epochs.
     s = WarmupMainLR(
         _opt(),
         iters_per_epoch=3,
@@ -73,12 +84,25 @@ def test_cosine_with_delay():
     )
     lrs = curve(s, 33)
     per_epoch = lrs[::3]
-    for e in range(5):
+    for e in range(4):
         assert per_epoch[e] == pytest.approx(1.0)
-    assert per_epoch[5] == pytest.approx((1 + math.cos(math.pi / 6)) / 2)  # 0.9330
-    assert per_epoch[7] == pytest.approx(0.5)
-    assert per_epoch[10] == pytest.approx(0.0, abs=1e-12)
+    assert per_epoch[4] == pytest.approx((1 + math.cos(math.pi / 6)) / 2)  # 0.9330
+    assert per_epoch[6] == pytest.approx(0.5)
+    assert per_epoch[9] == pytest.approx(0.0, abs=1e-12)
     assert lrs[16] == lrs[15]  # constant within an epoch
+
+
+def test_cosine_spans_the_epochs_after_the_warmup():
+    # warmup 5 iterations of 3 per epoch: 2 warmup epochs (rounded up), cosine over 8 - 2 = 6
+    s = WarmupMainLR(
+        _opt(), iters_per_epoch=3, sched="CosineAnnealingLR", max_epoch=8, warmup_iters=5,
+        eta_min_lr=0.0,
+    )  # fmt: skip
+    lrs = curve(s, 24)
+    per_epoch = lrs[::3]
+    assert lrs[5] == pytest.approx(1.0)  # warmup done, the curve has not moved yet
+    assert per_epoch[2] == pytest.approx((1 + math.cos(math.pi / 6)) / 2)
+    assert per_epoch[7] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_cosine_eta_min_and_group_lrs():
@@ -130,3 +154,5 @@ def test_build_from_config_and_errors():
         WarmupMainLR(_opt(), 5, warmup_method="cosine")
     with pytest.raises(ValueError, match="DELAY_EPOCHS"):
         WarmupMainLR(_opt(), 5, sched="CosineAnnealingLR", max_epoch=3, delay_epochs=3)
+    with pytest.raises(ValueError, match="WARMUP_ITERS"):
+        WarmupMainLR(_opt(), 5, sched="CosineAnnealingLR", max_epoch=3, warmup_iters=11)

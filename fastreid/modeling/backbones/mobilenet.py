@@ -1,4 +1,8 @@
-"""MobileNetV2 and MobileNetV3 (large/small): torchvision's networks returning feature maps."""
+"""torchvision's MobileNetV2 / V3 returning feature maps (their ImageNet weights load).
+
+FastReID's own MobileNets (other layouts and heads) are `build_mobilenetv2_backbone` and
+`build_mobilenetv3_backbone`.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from .torchvision_utils import norm_factory, set_last_stride
 
 __all__ = [
     "MobileNetFeatures",
-    "build_mobilenetv2_backbone",
-    "build_mobilenetv3_backbone",
+    "build_torchvision_mobilenetv2_backbone",
+    "build_torchvision_mobilenetv3_backbone",
     "drop_classifier",
     "mobilenetv2_key_mapper",
 ]
@@ -84,7 +88,7 @@ def _out_channels(features: nn.Sequential) -> int:
 
 
 @BACKBONE_REGISTRY.register()
-def build_mobilenetv2_backbone(cfg: CfgNode) -> MobileNetFeatures:
+def build_torchvision_mobilenetv2_backbone(cfg: CfgNode) -> MobileNetFeatures:
     """MobileNetV2 from ``MODEL.BACKBONE``: DEPTH width 1.4x/1.0x/0.75x/0.5x/0.35x, LAST_STRIDE,
     NORM, PRETRAIN_PATH (torchvision-style state dict). FEAT_DIM 1280 (1792 for 1.4x)."""
     bb = cfg.MODEL.BACKBONE
@@ -103,7 +107,7 @@ def build_mobilenetv2_backbone(cfg: CfgNode) -> MobileNetFeatures:
 
 
 @BACKBONE_REGISTRY.register()
-def build_mobilenetv3_backbone(cfg: CfgNode) -> MobileNetFeatures:
+def build_torchvision_mobilenetv3_backbone(cfg: CfgNode) -> MobileNetFeatures:
     """MobileNetV3 from ``MODEL.BACKBONE``: DEPTH large (FEAT_DIM 960) or small (576),
     LAST_STRIDE, NORM, PRETRAIN_PATH (torchvision-style state dict)."""
     bb = cfg.MODEL.BACKBONE

@@ -156,7 +156,8 @@ class OSNet(nn.Module):
     Args:
         channels: widths of the stem and of stages 2-4, e.g. ``[64, 256, 384, 512]``.
         bn_norm: norm name for ``get_norm``.
-        with_ibn: instance norm in the stem and after the blocks of stages 2-3 (OSNet-IBN).
+        with_ibn: instance norm in the stem and after the blocks of stage 2 (FastReID's
+            OSNet-IBN: stages 3-4 stay batch-normalised).
     """
 
     def __init__(self, channels: List[int], bn_norm: str = "BN", with_ibn: bool = False) -> None:
@@ -165,7 +166,7 @@ class OSNet(nn.Module):
         self.conv1 = ConvLayer(3, channels[0], 7, 2, 3, bn_norm, instance_norm=with_ibn)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.conv2 = self._make_stage(channels[0], channels[1], layers[0], bn_norm, True, with_ibn)
-        self.conv3 = self._make_stage(channels[1], channels[2], layers[1], bn_norm, True, with_ibn)
+        self.conv3 = self._make_stage(channels[1], channels[2], layers[1], bn_norm, True, False)
         self.conv4 = self._make_stage(channels[2], channels[3], layers[2], bn_norm, False, False)
         self.conv5 = Conv1x1(channels[3], channels[3], bn_norm)
         self.feat_dim = int(channels[3])

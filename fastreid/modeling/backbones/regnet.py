@@ -1,4 +1,7 @@
-"""RegNetX / RegNetY (torchvision's networks) returning feature maps."""
+"""torchvision's RegNetX / RegNetY returning feature maps (their ImageNet weights load).
+
+FastReID's RegNet (the pycls networks, other widths) is `build_regnet_backbone`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
 from .torchvision_utils import norm_factory
 
-__all__ = ["RegNetFeatures", "build_regnet_backbone", "REGNET_DEPTHS"]
+__all__ = ["RegNetFeatures", "build_torchvision_regnet_backbone", "REGNET_DEPTHS"]
 
 # FastReID-style DEPTH (mega-flops + family) -> torchvision constructor.
 REGNET_DEPTHS = {
@@ -58,7 +61,7 @@ def _drop_fc(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 @BACKBONE_REGISTRY.register()
-def build_regnet_backbone(cfg: CfgNode) -> RegNetFeatures:
+def build_torchvision_regnet_backbone(cfg: CfgNode) -> RegNetFeatures:
     """RegNet from ``MODEL.BACKBONE``: DEPTH like ``800y`` / ``1600x`` (or torchvision's
     ``regnet_y_800mf``), LAST_STRIDE, NORM, PRETRAIN_PATH (torchvision state dict).
     FEAT_DIM e.g. 400x 400, 400y 440, 800x 672, 800y 784, 1600x 912, 1600y 888, 3200y 1512."""

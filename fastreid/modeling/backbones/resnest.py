@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import List, Optional
 
@@ -15,6 +16,8 @@ from ..layers.ibn import IBN
 from ..layers.splat import SplAtConv2d
 from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ResNeSt", "ResNeStBottleneck", "build_resnest_backbone"]
 
@@ -45,6 +48,7 @@ class ResNeStBottleneck(nn.Module):
         downsample: Optional[nn.Module] = None,
         radix: int = 2,
         is_first: bool = False,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         width = planes
@@ -53,7 +57,9 @@ class ResNeStBottleneck(nn.Module):
         # "avd": down-sample with an average pool after the split-attention conv.
         use_avd = stride > 1 or is_first
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if use_avd else None
-        self.conv2 = SplAtConv2d(width, width, 3, 1, 1, radix=radix, norm=bn_norm)
+        self.conv2 = SplAtConv2d(
+            width, width, 3, 1, dilation, radix=radix, norm=bn_norm, dilation=dilation
+        )
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
         self.bn3 = get_norm(bn_norm, planes * 4)
         self.relu = nn.ReLU(inplace=True)
@@ -102,7 +108,11 @@ class ResNeSt(nn.Module):
         self.layer1 = self._make_layer(64, layers[0], 1, bn_norm, with_ibn, is_first=False)
         self.layer2 = self._make_layer(128, layers[1], 2, bn_norm, with_ibn)
         self.layer3 = self._make_layer(256, layers[2], 2, bn_norm, with_ibn)
-        self.layer4 = self._make_layer(512, layers[3], last_stride, bn_norm, False)
+        # As FastReID: with last stride 1, stage 4 keeps the receptive field growing by
+        # dilating the 3x3 convs of its blocks after the first.
+        self.layer4 = self._make_layer(
+            512, layers[3], last_stride, bn_norm, False, dilation=2 if last_stride == 1 else 1
+        )
         self.stage_channels = [256, 512, 1024, 2048]
         self.feat_dim = 2048
         for m in self.modules():
@@ -118,14 +128,14 @@ class ResNeSt(nn.Module):
         bn_norm: str,
         with_ibn: bool,
         is_first: bool = True,
+        dilation: int = 1,
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
-            pool: List[nn.Module] = []
-            if stride != 1:
-                pool = [nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)]
+            # FastReID's shortcut always starts with the pool (an identity at stride 1), so
+            # the conv and norm sit at indices 1 and 2 in its checkpoints.
             downsample = nn.Sequential(
-                *pool,
+                nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
                 nn.Conv2d(self.inplanes, planes * 4, 1, bias=False),
                 get_norm(bn_norm, planes * 4),
             )
@@ -144,7 +154,9 @@ class ResNeSt(nn.Module):
         self.inplanes = planes * 4
         for _ in range(1, blocks):
             layers.append(
-                ResNeStBottleneck(self.inplanes, planes, bn_norm, with_ibn, radix=self.radix)
+                ResNeStBottleneck(
+                    self.inplanes, planes, bn_norm, with_ibn, radix=self.radix, dilation=dilation
+                )
             )
         return nn.Sequential(*layers)
 
@@ -168,9 +180,10 @@ def build_resnest_backbone(cfg: CfgNode) -> ResNeSt:
             f"{', '.join(RESNEST_DEPTHS)}."
         )
     if bb.WITH_SE or bb.WITH_NL:
-        raise ValueError(
-            "build_resnest_backbone has no SE / non-local option (split attention replaces them); "
-            "set MODEL.BACKBONE.WITH_SE and WITH_NL False."
+        # FastReID's *_S50 recipes inherit WITH_NL from Base-AGW/SBS and its ResNeSt ignores it.
+        logger.warning(
+            "build_resnest_backbone ignores MODEL.BACKBONE.WITH_SE / WITH_NL (as FastReID does): "
+            "split attention replaces them."
         )
     layers, stem_width = RESNEST_DEPTHS[depth]
     model = ResNeSt(layers, stem_width, bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN)

@@ -153,6 +153,9 @@ class ResNet(nn.Module):
         non_local: non-local blocks per stage (``NL_1``..``NL_4``), after the last blocks.
         groups, width_per_group: ResNeXt cardinality and width (1, 64 for ResNet).
         nl_inter_channels: inner width of non-local blocks; FastReID's AGW checkpoints use 1.
+        ibn_in_stage4: IBN-a in stage 4 as well (FastReID's ResNeXt-IBN has it there).
+        torchvision_pool: stem max-pool with padding 1 (torchvision, FastReID's ResNeXt) instead
+            of FastReID's ResNet pool (padding 0, rounding up).
 
     ``forward``: ``(B, 3, H, W) -> (B, feat_dim, H/32*last_stride, W/32*last_stride)``.
     """
@@ -169,6 +172,8 @@ class ResNet(nn.Module):
         groups: int = 1,
         width_per_group: int = 64,
         nl_inter_channels: Optional[int] = 1,
+        ibn_in_stage4: bool = False,
+        torchvision_pool: bool = False,
     ) -> None:
         super().__init__()
         self.inplanes = 64
@@ -178,12 +183,16 @@ class ResNet(nn.Module):
         self.bn1 = get_norm(bn_norm, 64)
         self.relu = nn.ReLU(inplace=True)
         # FastReID pools without padding and rounds up: same output size, different values.
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+        if torchvision_pool:
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        else:
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
         self.layer1 = self._make_layer(block, 64, layers[0], 1, bn_norm, with_ibn, with_se)
         self.layer2 = self._make_layer(block, 128, layers[1], 2, bn_norm, with_ibn, with_se)
         self.layer3 = self._make_layer(block, 256, layers[2], 2, bn_norm, with_ibn, with_se)
-        # IBN-a keeps stage 4 purely batch-normalised.
-        self.layer4 = self._make_layer(block, 512, layers[3], last_stride, bn_norm, False, with_se)
+        # IBN-a keeps stage 4 purely batch-normalised (ResNet-IBN-a; not FastReID's ResNeXt).
+        ibn4 = with_ibn and ibn_in_stage4
+        self.layer4 = self._make_layer(block, 512, layers[3], last_stride, bn_norm, ibn4, with_se)
         self.stage_channels: List[int] = [c * block.expansion for c in (64, 128, 256, 512)]
         self.feat_dim: int = self.stage_channels[-1]
 
@@ -355,15 +364,16 @@ def build_resnet_backbone(cfg: CfgNode) -> ResNet:
 
 
 _RESNEXT_DEPTH = re.compile(r"^(\d+x)(?:_(\d+)x(\d+)d)?$")
-# Default cardinality x width per depth (torchvision's resnext50_32x4d / resnext101_32x8d).
-_RESNEXT_DEFAULT = {"50x": (32, 4), "101x": (32, 8), "152x": (32, 4)}
+# FastReID's ResNeXt is 32x4d at every depth (torchvision's resnext101_32x8d: "101x_32x8d").
+_RESNEXT_DEFAULT = {"50x": (32, 4), "101x": (32, 4), "152x": (32, 4)}
 
 
 @BACKBONE_REGISTRY.register()
 def build_resnext_backbone(cfg: CfgNode) -> ResNet:
-    """ResNeXt from ``MODEL.BACKBONE``: DEPTH 50x (32x4d), 101x (32x8d), 152x (32x4d) or an
-    explicit ``"101x_32x4d"``; WITH_IBN / WITH_SE / WITH_NL / LAST_STRIDE / NORM as for ResNet.
-    Names match torchvision's ``resnext*`` so its ImageNet weights load."""
+    """FastReID's ResNeXt from ``MODEL.BACKBONE``: DEPTH 50x/101x/152x (32x4d) or an explicit
+    ``"101x_32x8d"``; WITH_IBN (IBN-a in stages 1-4, as FastReID) / WITH_SE / WITH_NL /
+    LAST_STRIDE / NORM as for ResNet. Names match torchvision's ``resnext*`` so its ImageNet
+    weights load."""
     bb = cfg.MODEL.BACKBONE
     match = _RESNEXT_DEPTH.match(str(bb.DEPTH))
     if not match or match.group(1) not in _RESNEXT_DEFAULT:
@@ -385,6 +395,8 @@ def build_resnext_backbone(cfg: CfgNode) -> ResNet:
         non_local=NL_BLOCKS_PER_STAGE[depth] if bb.WITH_NL else (0, 0, 0, 0),
         groups=groups,
         width_per_group=width,
+        ibn_in_stage4=True,
+        torchvision_pool=True,
     )
     _load_pretrain(model, cfg)
     return model

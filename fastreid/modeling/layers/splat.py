@@ -29,6 +29,7 @@ class SplAtConv2d(nn.Module):
         radix: int = 2,
         reduction_factor: int = 4,
         norm: str = "BN",
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.radix = radix
@@ -41,6 +42,7 @@ class SplAtConv2d(nn.Module):
             kernel_size,
             stride=stride,
             padding=padding,
+            dilation=dilation,
             groups=groups * radix,
             bias=False,
         )

@@ -1,0 +1,219 @@
+"""Face datasets: the insightface ``.rec`` training set, image folders, and the verification
+pair sets registered by name.
+
+Layouts (under the datasets root, ``DATASETS.ROOT`` / ``$FASTREID_DATASETS`` / ``datasets``):
+
+* ``DATASETS.REC_PATH``: ``train.rec`` + ``train.idx`` (see :mod:`.recordio`).
+* ``FaceFolder`` (``faces/<identity>/*.jpg``) and ``MS1MV2`` (``MS_Celeb_1M/<identity>/*.jpg``):
+  one folder per identity, every image used.
+* Verification sets: ``faces_emore/<name>.bin`` as insightface ships them
+  (``lfw.bin``, ``cfp_fp.bin``, ``cfp_ff.bin``, ``agedb_30.bin``, ``calfw.bin``,
+  ``cplfw.bin``, ``vgg2_fp.bin``); ``SyntheticFaceVal`` reads ``SyntheticFace/val.bin``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.io import ImageReadMode, decode_image
+
+from fastreid.data.data_utils import CorruptImageError
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.data.datasets.bases import (
+    DatasetNotFoundError,
+    ImageDataset,
+    list_images,
+    resolve_datasets_root,
+)
+
+from .pairs import read_pairs
+from .recordio import FaceRecIndex
+
+__all__ = [
+    "decode_face",
+    "RecFaceDataset",
+    "FaceFolder",
+    "MS1MV2",
+    "PairSet",
+    "PairImageDataset",
+    "VERIFICATION_SETS",
+]
+
+
+def decode_face(data: bytes, where: str) -> torch.Tensor:
+    """Encoded image bytes -> uint8 RGB ``(3, H, W)``."""
+    try:
+        return decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
+        )
+    except (RuntimeError, ValueError) as e:
+        raise CorruptImageError(f"Cannot decode the image of {where}: {e}") from None
+
+
+class RecFaceDataset(Dataset):
+    """Training samples from an insightface ``train.rec`` (with ``train.idx`` beside it).
+
+    ``dataset[i]`` is a dict as the core's ``CommDataset`` gives: ``images`` (transformed),
+    ``targets`` (class id), ``camids`` (0), ``img_paths`` (``"<rec>#<record>"``).
+    ``num_classes`` is the identity count of the ``.rec`` header.
+    """
+
+    def __init__(self, rec_path: str, transform: Optional[Callable] = None) -> None:
+        self.rec_path = rec_path
+        self.index = FaceRecIndex(rec_path)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def num_classes(self) -> int:
+        return self.index.num_classes
+
+    @property
+    def num_cameras(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        key = self.index.image_keys[i]
+        where = f"{self.rec_path} record {key}"
+        _, payload, label = self.index.sample(i)
+        if not 0 <= label < self.num_classes:
+            raise ValueError(
+                f"{where} has class {label}, outside 0..{self.num_classes - 1} announced by the "
+                "header; the .rec is inconsistent."
+            )
+        image = decode_face(payload, where)
+        if self.transform is not None:
+            image = self.transform(image)
+        return {
+            "images": image,
+            "targets": label,
+            "camids": 0,
+            "img_paths": f"{self.rec_path}#{key}",
+        }
+
+
+@DATASET_REGISTRY.register()
+class FaceFolder(ImageDataset):
+    """Training faces as ``<root>/faces/<identity>/<image>`` (every image is used).
+
+    Subclass with another ``folder`` for other sets; there are no query/gallery splits
+    (faces are evaluated on pair sets).
+    """
+
+    dataset_name = "faces"
+    folder = "faces"
+    layout = """\
+<root>/faces/<identity>/<image>     e.g. faces/0000123/001.jpg (one folder per identity)
+"""
+
+    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
+        self.root = resolve_datasets_root(root)
+        self.data_dir = os.path.join(self.root, self.folder)
+        self.check_exists([self.data_dir], folder=self.data_dir)
+        train = []
+        for identity in sorted(os.listdir(self.data_dir)):
+            sub = os.path.join(self.data_dir, identity)
+            if os.path.isdir(sub):
+                train += [
+                    (os.path.join(sub, n), f"{self.dataset_name}_{identity}", "0")
+                    for n in list_images(sub)
+                ]
+        if not train:
+            raise DatasetNotFoundError(
+                f"No images under {self.data_dir}; expected layout:\n{self.layout}"
+            )
+        super().__init__(train, [], [], combineall=False, verbose=verbose)
+
+
+@DATASET_REGISTRY.register()
+class MS1MV2(FaceFolder):
+    """MS1MV2 (MS-Celeb-1M cleaned by insightface) unpacked to image folders."""
+
+    dataset_name = "ms1mv2"
+    folder = "MS_Celeb_1M"
+    layout = """\
+<root>/MS_Celeb_1M/<identity>/<image>   e.g. MS_Celeb_1M/0/1.jpg
+"""
+
+
+class PairSet:
+    """A verification set: ``images`` (2P encoded files, pair k = images 2k, 2k+1) and
+    ``issame`` ``(P,)`` bools, read from ``<root>/<folder>/<file>``.
+
+    Registered in ``DATASET_REGISTRY`` under the FastReID names; built with ``root`` like the
+    re-ID datasets, but they hold pairs, not ``train``/``query``/``gallery`` lists (FastFace's
+    trainer builds their loaders).
+    """
+
+    folder = "faces_emore"
+    file = ""
+    train: List = []
+    query: List = []
+    gallery: List = []
+
+    def __init__(self, root: str = "", verbose: bool = True, **_: Any) -> None:
+        self.root = resolve_datasets_root(root)
+        self.path = os.path.join(self.root, self.folder, self.file)
+        if not os.path.isfile(self.path):
+            raise DatasetNotFoundError(
+                f"Verification set '{type(self).__name__}' not found: missing {self.path}. "
+                f"Put insightface's {self.file} in {os.path.join(self.root, self.folder)} (see "
+                "datasets/README.md), or set DATASETS.ROOT."
+            )
+        self.images, self.issame = read_pairs(self.path)
+
+    def __len__(self) -> int:
+        return len(self.issame)
+
+
+VERIFICATION_SETS: Dict[str, type] = {}
+
+
+def _register_pair_set(name: str, folder: str, file: str) -> type:
+    cls = type(name, (PairSet,), {"folder": folder, "file": file, "__doc__": f"{file} pairs."})
+    DATASET_REGISTRY.register(cls, name=name)
+    VERIFICATION_SETS[name] = cls
+    return cls
+
+
+for _name, _file in (
+    ("LFW", "lfw.bin"),
+    ("CFP_FF", "cfp_ff.bin"),
+    ("CFP_FP", "cfp_fp.bin"),
+    ("AgeDB_30", "agedb_30.bin"),
+    ("CALFW", "calfw.bin"),
+    ("CPLFW", "cplfw.bin"),
+    ("VGG2_FP", "vgg2_fp.bin"),
+):
+    _register_pair_set(_name, "faces_emore", _file)
+_register_pair_set("SyntheticFaceVal", "SyntheticFace", "val.bin")
+
+
+class PairImageDataset(Dataset):
+    """The images of a :class:`PairSet` in order, as test-loader sample dicts."""
+
+    def __init__(self, pairs: PairSet, transform: Optional[Callable] = None) -> None:
+        self.images = pairs.images
+        self.issame = np.asarray(pairs.issame, dtype=bool)
+        self.where = getattr(pairs, "path", "pair set")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        image = decode_face(self.images[i], f"{self.where} image {i}")
+        if self.transform is not None:
+            image = self.transform(image)
+        return {
+            "images": image,
+            "targets": i // 2,
+            "camids": i % 2,
+            "img_paths": f"{self.where}#{i}",
+        }
