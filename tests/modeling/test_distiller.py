@@ -338,3 +338,22 @@ def test_teacher_checkpoint_of_another_architecture(tmp_path):
     model = build_model(cfg)
     with pytest.raises(ValueError, match="t34"):
         model.load_teachers()
+
+
+def test_a_distilled_student_can_teach(tmp_path):
+    """A distilled teacher's config says Distiller: it is built as the student alone."""
+    model, cfg = _student(tmp_path)
+    model.train()
+    model(_batch())
+    folder = tmp_path / "distilled"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(cfg.dump())
+    torch.save({"model": model.state_dict()}, folder / "model_best.pth")
+    cfg2 = _cfg(arch="Distiller")
+    cfg2.KD.MODEL_CONFIG = [str(folder / "config.yaml")]
+    cfg2.KD.MODEL_WEIGHTS = [str(folder / "model_best.pth")]
+    (teacher,) = build_model(cfg2).load_teachers()
+    assert type(teacher).__name__ == "Baseline"
+    model.eval()
+    images = _batch()["images"]
+    torch.testing.assert_close(teacher(images), model(images))

@@ -73,8 +73,9 @@ def _add_missing_keys(dst: CfgNode, src: CfgNode) -> None:
 
 def build_teacher_config(config_file: str, student_cfg: Optional[CfgNode] = None) -> CfgNode:
     """The config a teacher is built from: the defaults (plus any project keys the student's
-    config has), merged with ``config_file``, then made fit for a frozen teacher:
-    ``META_ARCHITECTURE Baseline`` (a distilled teacher does not load teachers of its own),
+    config has), merged with ``config_file``, then made fit for a frozen teacher: a distilled
+    teacher becomes a ``Baseline`` (it does not load teachers of its own; other meta-archs such
+    as a project's face model stay as they are),
     syncBN -> BN, no ImageNet pretrain, no KD, the student's device.
     """
     if not os.path.isfile(config_file):
@@ -86,7 +87,9 @@ def build_teacher_config(config_file: str, student_cfg: Optional[CfgNode] = None
     if student_cfg is not None:
         _add_missing_keys(cfg, student_cfg)
     cfg.merge_from_file(config_file)
-    cfg.MODEL.META_ARCHITECTURE = "Baseline"
+    arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    if isinstance(arch, type) and issubclass(arch, Distiller):
+        cfg.MODEL.META_ARCHITECTURE = "Baseline"  # the trained student alone
     for node in (cfg.MODEL.BACKBONE, cfg.MODEL.HEADS):
         if str(node.NORM).lower() == "syncbn":
             node.NORM = "BN"

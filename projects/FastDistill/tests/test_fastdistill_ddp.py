@@ -28,11 +28,11 @@ def _tiny_cfg(root, output_dir, arch, depth="18x"):
             "INPUT.SIZE_TRAIN", "[32, 16]",
             "INPUT.SIZE_TEST", "[32, 16]",
             "SOLVER.IMS_PER_BATCH", "16",
-            "SOLVER.MAX_EPOCH", "1",
+            "SOLVER.MAX_EPOCH", "2",
             "SOLVER.DELAY_EPOCHS", "0",
-            "SOLVER.WARMUP_ITERS", "2",
-            "SOLVER.CHECKPOINT_PERIOD", "1",
-            "TEST.EVAL_PERIOD", "1",
+            "SOLVER.WARMUP_ITERS", "1",
+            "SOLVER.CHECKPOINT_PERIOD", "2",
+            "TEST.EVAL_PERIOD", "2",
             "DATALOADER.NUM_WORKERS", "0",
         ]
     )  # fmt: skip
