@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from torch import nn
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.data.data_utils import read_image
-from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
+from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.env import resolve_device
 
 __all__ = [
     "FeatureExtractor",
@@ -43,15 +44,6 @@ logger = logging.getLogger(__name__)
 ImageInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
 
-def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
-    """``device`` as a ``torch.device``; CUDA falls back to the CPU (with a warning) when absent."""
-    device = torch.device(device if device is not None else "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        logger.warning("CUDA requested but not available; using the CPU.")
-        return torch.device("cpu")
-    return device
-
-
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for an empty model)."""
     for tensor in (*model.parameters(), *model.buffers()):
@@ -60,6 +52,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def _load_weights(model: nn.Module, weights: str) -> None:
+    from fastreid.modeling.compat import map_fastreid_state_dict
+
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(
@@ -67,19 +61,32 @@ def _load_weights(model: nn.Module, weights: str) -> None:
             "e.g. --opts MODEL.WEIGHTS logs/<run>/model_final.pth (or leave MODEL.WEIGHTS empty "
             "for random weights)."
         )
-    Checkpointer(model).load(str(path))
+    Checkpointer(model, key_mapper=map_fastreid_state_dict).load(str(path))
 
 
 def build_model_from_cfg(
-    cfg: CfgNode, device: Optional[Union[str, torch.device]] = None
+    cfg: CfgNode,
+    device: Optional[Union[str, torch.device]] = None,
+    build_fn: Optional[Callable[[CfgNode], nn.Module]] = None,
 ) -> nn.Module:
-    """Build ``cfg``'s model, load ``cfg.MODEL.WEIGHTS`` (when set) and switch to eval mode.
+    """Build ``cfg``'s model for inference: load ``cfg.MODEL.WEIGHTS`` (when set), eval mode.
 
-    The backbone's ImageNet initialisation is skipped: a full checkpoint replaces it, and an
-    empty ``MODEL.WEIGHTS`` gives random weights (useful to test exports).
+    The one way every inference path builds a model (``--eval-only``, the export and
+    visualisation tools, :class:`FeatureExtractor`). The backbone's ImageNet initialisation
+    is skipped: a full checkpoint replaces it, and an empty ``MODEL.WEIGHTS`` gives random
+    weights (useful to test exports). The classifier, unused at inference, is sized like
+    the checkpoint's so loading reports no spurious mismatch. The config actually used is
+    ``model.cfg``.
+
+    Args:
+        device: where to put the model (default ``MODEL.DEVICE``; CPU when CUDA is absent).
+        build_fn: builds the model from the config (default ``fastreid.modeling.build_model``;
+            a project passes its ``Trainer.build_model``).
     """
     from fastreid.modeling import build_model
+    from fastreid.modeling.compat import num_classes_in_checkpoint
 
+    build_fn = build_fn or build_model
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.BACKBONE.PRETRAIN = False
@@ -90,11 +97,12 @@ def build_model_from_cfg(
     if cfg.MODEL.WEIGHTS and cfg.MODEL.HEADS.NUM_CLASSES == 0:
         # The classifier is unused at inference; size it like the checkpoint's.
         cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
-    model = build_model(cfg)
+    model = build_fn(cfg)
     if cfg.MODEL.WEIGHTS:
         _load_weights(model, cfg.MODEL.WEIGHTS)
     else:
         logger.warning("MODEL.WEIGHTS is empty: the model has random weights.")
+    cfg.freeze()
     model.to(target).eval()
     model.cfg = cfg  # kept for FeatureExtractor (input size)
     return model

@@ -8,7 +8,6 @@ ONNX and check it against PyTorch -> draw rank-list pictures. Everything goes to
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ def run_tool(args: list) -> None:
         sys.exit(f"demo: '{args[0]}' failed with exit code {result.returncode} (output above).")
 
 
-def evaluate(config_file: str, weights: str, output_dir: Path) -> dict:
+def evaluate(config_file: str, weights: str, output_dir: Path, opts: list) -> dict:
     """Evaluate the recipe's model (random init when ``weights`` is empty) on the test set."""
     from fastreid.config import get_cfg
     from fastreid.engine import DefaultTrainer
@@ -46,14 +45,16 @@ def evaluate(config_file: str, weights: str, output_dir: Path) -> dict:
 
     cfg = get_cfg()
     cfg.merge_from_file(config_file)
-    cfg.merge_from_list(["MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(output_dir)])
+    cfg.merge_from_list([*opts, "MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(output_dir)])
     torch.manual_seed(0)  # the random-init figures are reproducible
     model = build_model_from_cfg(cfg)
     return dict(DefaultTrainer.test(cfg, model))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from fastreid.config import ConfigArgumentParser
+
+    parser = ConfigArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="logs/demo", help="where the demo writes")
     parser.add_argument("--config-file", default=str(RECIPE), help="training recipe")
     args = parser.parse_args()
@@ -72,13 +73,23 @@ def main() -> None:
 
     start = step("Train (BoT, ResNet-18, 128x64, CPU)")
     train_dir = out / "train"
-    run_tool(["tools/train_net.py", "--config-file", args.config_file, "OUTPUT_DIR", train_dir])
+    run_tool(
+        [
+            "tools/train_net.py",
+            "--config-file",
+            args.config_file,
+            "--overwrite",  # a demo run replaces the previous demo's checkpoints
+            *args.opts,
+            "OUTPUT_DIR",
+            train_dir,
+        ]
+    )
     weights = train_dir / "model_final.pth"
     train_seconds = time.perf_counter() - start
 
     step("Evaluate: random init vs trained")
-    random_init = evaluate(args.config_file, "", out / "random_init")
-    trained = evaluate(args.config_file, str(weights), out / "trained")
+    random_init = evaluate(args.config_file, "", out / "random_init", args.opts)
+    trained = evaluate(args.config_file, str(weights), out / "trained", args.opts)
     table = [
         ["random init", *(random_init[k] for k in SHOWN)],
         [f"trained ({train_seconds / 60:.1f} min)", *(trained[k] for k in SHOWN)],

@@ -2,6 +2,7 @@
 
     python tools/extract_features.py --config-file configs/Market1501/bagtricks_R50.yml \
         --input query/ --output feats.npy --opts MODEL.WEIGHTS model_final.pth
+    (config overrides go after --opts, or trailing as KEY VALUE when --input comes earlier)
     python tools/extract_features.py --checkpoint logs/market1501/bagtricks_R50 --input a.jpg b.jpg
 
 The image paths are written, one a line, next to the .npy (same name, .txt).
@@ -9,13 +10,12 @@ The image paths are written, one a line, next to the .npy (same name, .txt).
 
 from __future__ import annotations
 
-import argparse
-
+from fastreid.config import ConfigArgumentParser
 from fastreid.export.cli import collect_images, run_cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Extract features with fastreid.")
+    parser = ConfigArgumentParser(description="Extract features with fastreid.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config-file", help="model config (weights via --opts MODEL.WEIGHTS)")
     source.add_argument("--checkpoint", help="training output folder or checkpoint file")
@@ -23,7 +23,6 @@ def main() -> None:
     parser.add_argument("--output", default="outputs/features.npy", help="features .npy")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: MODEL.DEVICE)")
-    parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE overrides")
     args = parser.parse_args()
 
     from pathlib import Path

@@ -1,16 +1,16 @@
 """Rank lists, ROC curve and distance histograms of a model on a test set, as PNGs.
 
     python tools/visualize_result.py --config-file configs/Market1501/bagtricks_R50.yml \
-        --output vis/ --opts MODEL.WEIGHTS logs/market1501/bagtricks_R50/model_final.pth
+        --output vis/ MODEL.WEIGHTS logs/market1501/bagtricks_R50/model_final.pth
     python tools/visualize_result.py --features vis/features.npz --output vis/
 
+Config overrides come as trailing ``KEY VALUE`` pairs or after ``--opts``.
 ``--save-features`` keeps the extracted features (.npz) so later runs skip inference. Bad input
 ends with one ``error:`` line and exit code 2 (``FASTREID_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -28,21 +28,15 @@ def extract(args):
 
     from fastreid.config import get_cfg
     from fastreid.data import build_reid_test_loader
-    from fastreid.engine.defaults import resolve_device
-    from fastreid.modeling import build_model
-    from fastreid.utils.checkpoint import Checkpointer
+    from fastreid.predictor import build_model_from_cfg
 
     cfg = get_cfg()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
-    resolve_device(cfg)
-    cfg.freeze()
+    model = build_model_from_cfg(cfg)
+    cfg = model.cfg
     dataset_name = args.dataset_name or cfg.DATASETS.TESTS[0]
     loader, num_query = build_reid_test_loader(cfg, dataset_name=dataset_name)
-    model = build_model(cfg)
-    if cfg.MODEL.WEIGHTS:
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
-    model.eval()
     features, pids, camids, paths = [], [], [], []
     with torch.no_grad():
         for batch in loader:
@@ -82,7 +76,9 @@ def load_features(path: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Visualise re-ID results.")
+    from fastreid.config import ConfigArgumentParser
+
+    parser = ConfigArgumentParser(description="Visualise re-ID results.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config-file", help="model config (weights via --opts MODEL.WEIGHTS)")
     source.add_argument("--features", help=".npz written by --save-features")
@@ -95,11 +91,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--metric", default="", help="cosine or euclidean (default TEST.METRIC)")
     parser.add_argument("--save-features", action="store_true", help="write features.npz")
-    parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE ...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from fastreid.utils import visualizer
+    from fastreid.evaluation import visualizer
     from fastreid.utils.file_io import atomic_open, ensure_dir
 
     ensure_dir(args.output, what="output folder (--output)")

@@ -6,7 +6,7 @@ import difflib
 import functools
 import inspect
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from yacs.config import CfgNode as _CfgNode
@@ -38,10 +38,26 @@ class CfgNode(_CfgNode):
     """
 
     @classmethod
-    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> Dict[str, Any]:
-        """Load a YAML file, resolving ``_BASE_`` chains into one merged dict."""
+    def load_yaml_with_base(
+        cls, filename: str, allow_unsafe: bool = False, *, _chain: Tuple[str, ...] = ()
+    ) -> Dict[str, Any]:
+        """Load a YAML file, resolving ``_BASE_`` chains into one merged dict.
+
+        A missing base names the file whose ``_BASE_`` points to it; a cycle names the chain.
+        """
         if not os.path.isfile(filename):
+            if _chain:
+                raise FileNotFoundError(
+                    f"Config file '{_chain[-1]}' has _BASE_ '{filename}', which does not exist "
+                    "(a relative _BASE_ is resolved from the folder of the file that names it)."
+                )
             raise FileNotFoundError(f"Config file not found: '{filename}'.")
+        real = os.path.realpath(filename)
+        if real in (os.path.realpath(f) for f in _chain):
+            names = " -> ".join([*_chain, filename])
+            raise ValueError(
+                f"_BASE_ cycle in config files: {names}. Remove the _BASE_ that closes the loop."
+            )
         with open(filename, encoding="utf-8") as f:
             try:
                 cfg = yaml.safe_load(f)
@@ -61,7 +77,9 @@ class CfgNode(_CfgNode):
         base_path = os.path.expanduser(base)
         if not os.path.isabs(base_path):
             base_path = os.path.join(os.path.dirname(os.path.abspath(filename)), base_path)
-        base_cfg = cls.load_yaml_with_base(base_path, allow_unsafe=allow_unsafe)
+        base_cfg = cls.load_yaml_with_base(
+            base_path, allow_unsafe=allow_unsafe, _chain=(*_chain, filename)
+        )
         _merge_dict_into(cfg, base_cfg)
         return base_cfg
 

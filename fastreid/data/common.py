@@ -30,8 +30,11 @@ class CommDataset(Dataset):
             the decoded uint8 image.
         relabel: map labels and camids to contiguous ints 0..N-1 (training); otherwise int
             labels are kept and string labels numbered in sorted order (test sets).
-        skip_corrupt: replace an unreadable image by another one of the same identity (a warning
-            is logged) instead of raising.
+        skip_corrupt: do not raise on an unreadable image (a warning is logged). In training
+            (``relabel``) it is replaced by another image of the same identity. For query and
+            gallery sets (``relabel=False``) it is never replaced, which would change the
+            metrics: every sample then carries ``corrupt`` (bool), True with a blank image
+            for an unreadable file, and the evaluator drops those samples.
 
     ``dataset[i]`` is a dict: ``images`` (transformed image), ``targets`` (int; -1 without a
     label), ``camids`` (int; -1 without a camera), ``img_paths`` (str) and the item's extras
@@ -83,13 +86,23 @@ class CommDataset(Dataset):
             self._by_pid = by_pid
         return self._by_pid[self.img_items[index][1]]
 
+    @property
+    def marks_corrupt(self) -> bool:
+        """Whether samples carry a ``corrupt`` flag (evaluation sets with skip_corrupt)."""
+        return self.skip_corrupt and not self.relabel
+
     def _load(self, index: int) -> tuple:
-        """(image, index actually used); draws replacements for unreadable files if allowed."""
+        """(image, index actually used); draws replacements for unreadable files if allowed.
+
+        The image is None for an unreadable evaluation image (see ``marks_corrupt``)."""
         try:
             return read_image(self.img_items[index][0]), index
         except CorruptImageError as error:
             if not self.skip_corrupt:
                 raise
+            if self.marks_corrupt:
+                logger.warning("Dropping unreadable image from the evaluation: %s", error)
+                return None, index
             logger.warning("Skipping unreadable image: %s", error)
             first_error = error
         rng = random.Random(index)
@@ -105,6 +118,15 @@ class CommDataset(Dataset):
             "too; the dataset looks broken."
         ) from first_error
 
+    def _blank_like_neighbour(self, index: int) -> torch.Tensor:
+        """A black image of a readable neighbour's size (batches need equal sizes)."""
+        for other in range(index + 1, index + 1 + _MAX_REPLACEMENTS):
+            try:
+                return torch.zeros_like(read_image(self.img_items[other % len(self)][0]))
+            except CorruptImageError:
+                continue
+        return torch.zeros(3, 8, 8, dtype=torch.uint8)
+
     def _index(self, value: Any, mapping: Dict[Any, int]) -> int:
         if value is None:
             return -1
@@ -114,6 +136,9 @@ class CommDataset(Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         image, used = self._load(index)
+        corrupt = image is None
+        if corrupt:
+            image = self._blank_like_neighbour(index)  # a stand-in the evaluator drops
         path, pid, camid, *rest = self.img_items[used]
         if self.transform is not None:
             image = self.transform(image)
@@ -123,6 +148,8 @@ class CommDataset(Dataset):
             "camids": self._index(camid, self.cam_dict),
             "img_paths": path,
         }
+        if self.marks_corrupt:
+            sample["corrupt"] = corrupt
         if rest:
             for key, value in rest[0].items():
                 if isinstance(value, (list, tuple)) and all(

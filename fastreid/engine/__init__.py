@@ -8,6 +8,7 @@ from .defaults import (
     resolve_device,
 )
 from .hooks import (
+    BestCheckpointer,
     CallbackHook,
     EvalHook,
     IterationTimer,
@@ -31,6 +32,7 @@ __all__ = [
     "IterationTimer",
     "LayerFreeze",
     "LRScheduler",
+    "BestCheckpointer",
     "PeriodicCheckpointer",
     "PeriodicWriter",
     "PreciseBN",

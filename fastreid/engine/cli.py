@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any, List, Optional
 
 from fastreid.config import CfgNode, get_cfg
-from fastreid.utils.checkpoint import Checkpointer, num_classes_in_checkpoint
 from fastreid.utils.errors import exit_on_bad_input
 
 from .defaults import DefaultTrainer, default_argument_parser, default_setup
 from .launch import launch
+from .output_dir import release_output_dir
 
 __all__ = ["setup", "main", "main_reporting_bad_input", "run", "train_main", "eval_main"]
 
@@ -31,25 +30,18 @@ def setup(args: argparse.Namespace) -> CfgNode:
 def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
     """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
     cfg = setup(args)
-    if args.eval_only:
-        cfg.defrost()
-        cfg.MODEL.BACKBONE.PRETRAIN = False  # the weights come from MODEL.WEIGHTS
-        if cfg.MODEL.HEADS.NUM_CLASSES == 0 and cfg.MODEL.WEIGHTS:
-            # The classifier is not used at test time; sizing it like the checkpoint's keeps
-            # the load report free of a spurious shape mismatch.
-            cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
-        cfg.freeze()
-        if not cfg.MODEL.WEIGHTS:
-            logging.getLogger("fastreid").warning(
-                "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
-            )
-        model = trainer_cls.build_model(cfg)
-        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
-        return trainer_cls.test(cfg, model)
+    try:
+        if args.eval_only:
+            from fastreid.predictor import build_model_from_cfg
 
-    trainer = trainer_cls(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+            model = build_model_from_cfg(cfg, build_fn=trainer_cls.build_model)
+            return trainer_cls.test(model.cfg, model)
+
+        trainer = trainer_cls(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
+    finally:
+        release_output_dir(cfg.OUTPUT_DIR or None)
 
 
 def main_reporting_bad_input(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:

@@ -24,18 +24,36 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from fastreid.config import CfgNode
+from fastreid.config import CfgNode, ConfigArgumentParser
+from fastreid.modeling.compat import map_fastreid_state_dict
 from fastreid.solver import build_gradient_clipper
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer, unwrap_model
-from fastreid.utils.env import collect_env_info, get_rng_state, seed_all_rng, set_rng_state
+from fastreid.utils.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint_file,
+    unwrap_model,
+)
+from fastreid.utils.env import (
+    collect_env_info,
+    get_rng_state,
+    resolve_device,
+    seed_all_rng,
+    set_rng_state,
+)
 from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from fastreid.utils.file_io import atomic_write_text, ensure_dir
 from fastreid.utils.logger import setup_logger
 from fastreid.utils.precision_bn import get_bn_modules
 
 from . import hooks
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .output_dir import (
+    OutputDirInUseError,
+    acquire_output_dir,
+    check_previous_run,
+    release_output_dir,
+)
+from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase
 
 __all__ = [
     "default_argument_parser",
@@ -50,30 +68,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """Also accepts ``--resume`` / ``--eval-only`` after the ``KEY VALUE`` overrides (where
-    argparse's REMAINDER would otherwise swallow them into the overrides)."""
-
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        parsed = super().parse_args(args, namespace)
-        opts = list(parsed.opts or [])
-        for flag, attr in (("--resume", "resume"), ("--eval-only", "eval_only")):
-            while flag in opts:
-                opts.remove(flag)
-                setattr(parsed, attr, True)
-        parsed.opts = opts
-        return parsed
-
-
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
     """FastReID's command line::
 
         --config-file X [--num-gpus N] [--num-machines M --machine-rank R --dist-url URL]
-        [--resume] [--eval-only] KEY VALUE ...
+        [--resume] [--eval-only] KEY VALUE ...   (or --opts KEY VALUE ...)
 
     Without a GPU, ``--num-gpus N`` starts N CPU processes (gloo).
     """
-    parser = _ArgumentParser(
+    parser = ConfigArgumentParser(
+        trailing_flags={"--resume": "resume", "--eval-only": "eval_only"},
         epilog=epilog
         or (
             "Examples:\n"
@@ -97,6 +101,12 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         "--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS, no training"
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train anew into an OUTPUT_DIR that holds an earlier run's checkpoints "
+        "(they are replaced); without it such a run is refused unless --resume is given",
+    )
+    parser.add_argument(
         "--num-gpus",
         type=int,
         default=1,
@@ -112,33 +122,25 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         help="initialisation URL for torch.distributed, e.g. tcp://HOST:PORT; 'auto' picks a free "
         "local port (single machine only)",
     )
-    parser.add_argument(
-        "opts",
-        default=None,
-        nargs=argparse.REMAINDER,
-        help="config overrides as KEY VALUE pairs, e.g. SOLVER.IMS_PER_BATCH 32",
-    )
     return parser
 
 
-def resolve_device(cfg: CfgNode) -> CfgNode:
-    """Fall back from ``MODEL.DEVICE`` cuda to cpu, with a warning, when no GPU exists."""
-    device = str(cfg.MODEL.DEVICE)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        logging.getLogger("fastreid").warning(
-            f"MODEL.DEVICE is '{device}' but no CUDA GPU is available; using the CPU. "
-            "Set MODEL.DEVICE cpu to silence this warning."
-        )
+def _use_available_device(cfg: CfgNode) -> CfgNode:
+    """Set ``MODEL.DEVICE`` to what :func:`resolve_device` gives (cuda -> cpu without a GPU)."""
+    device = str(resolve_device(cfg.MODEL.DEVICE))
+    if device != cfg.MODEL.DEVICE:
         frozen = cfg.is_frozen()
         cfg.defrost()
-        cfg.MODEL.DEVICE = "cpu"
+        cfg.MODEL.DEVICE = device
         if frozen:
             cfg.freeze()
     return cfg
 
 
 def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> CfgNode:
-    """What every run does first: create ``OUTPUT_DIR``, log to the console and
+    """What every run does first: create ``OUTPUT_DIR`` and take its lock (a folder a live run
+    uses is refused; training anew over an earlier run's checkpoints needs ``--resume`` or
+    ``--overwrite``, see :mod:`fastreid.engine.output_dir`), log to the console and
     ``OUTPUT_DIR/log.txt``, log the environment, arguments and config, fall back to the CPU
     when no GPU exists, seed every RNG (``SEED``, plus the rank) and write the config to
     ``OUTPUT_DIR/config.yaml``. Returns ``cfg`` (updated in place for device and seed)."""
@@ -146,6 +148,17 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
         ensure_dir(output_dir, what="OUTPUT_DIR")
+        acquire_output_dir(output_dir)
+        if args is not None and not getattr(args, "eval_only", False):
+            try:
+                check_previous_run(
+                    output_dir,
+                    resume=bool(getattr(args, "resume", False)),
+                    overwrite=bool(getattr(args, "overwrite", False)),
+                )
+            except OutputDirInUseError:
+                release_output_dir(output_dir)
+                raise
     comm.synchronize()
     setup_logger(output_dir or None, distributed_rank=rank)
     log = logging.getLogger("fastreid")
@@ -157,7 +170,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
         if config_file and os.path.isfile(config_file):
             with open(config_file, encoding="utf-8") as f:
                 log.info(f"Contents of args.config_file={config_file}:\n{f.read()}")
-    resolve_device(cfg)
+    _use_available_device(cfg)
 
     frozen = cfg.is_frozen()
     cfg.defrost()
@@ -297,7 +310,7 @@ class DefaultTrainer(TrainerBase):
             setup_logger()
         cfg = cfg.clone()
         cfg.defrost()
-        resolve_device(cfg)
+        _use_available_device(cfg)
 
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
@@ -335,6 +348,7 @@ class DefaultTrainer(TrainerBase):
 
         self._eval_hook: Optional[hooks.EvalHook] = None
         self._checkpoint_hook: Optional[hooks.PeriodicCheckpointer] = None
+        self._best_hook: Optional[hooks.BestCheckpointer] = None
         self.register_hooks(self.build_hooks())
 
         if comm.is_main_process() and cfg.OUTPUT_DIR:
@@ -388,6 +402,7 @@ class DefaultTrainer(TrainerBase):
         return Checkpointer(
             model,
             cfg.OUTPUT_DIR,
+            key_mapper=map_fastreid_state_dict,
             save_to_disk=comm.is_main_process(),
             per_rank_state=per_rank_state,
             **checkpointables,
@@ -453,16 +468,45 @@ class DefaultTrainer(TrainerBase):
                 )
         if "data_seed" in checkpoint:
             self._trainer.data_stream.seed = int(checkpoint["data_seed"])
-        if self._checkpoint_hook is not None:
-            self._checkpoint_hook.best_metric = checkpoint.get("best_metric")
+        if self._best_hook is not None:
+            self._best_hook.best_metric = self._best_metric_on_disk(checkpoint.get("best_metric"))
         logger.info(
             f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
         )
 
+    def _best_metric_on_disk(self, stored: Optional[float]) -> Optional[float]:
+        """The best metric so far: the resumed checkpoint's, or model_best's when higher
+        (model_best is written after the epoch's checkpoint, by the evaluation)."""
+        path = os.path.join(self.cfg.OUTPUT_DIR, "model_best.pth")
+        if not (self.cfg.OUTPUT_DIR and os.path.isfile(path)):
+            return stored
+        try:
+            best = load_checkpoint_file(path).get("best_metric")
+        except CheckpointError:
+            return stored
+        if best is None or (stored is not None and stored >= best):
+            return stored
+        return float(best)
+
     def train(self) -> Dict[str, Any]:
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation
-        results (on the main process)."""
-        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        results (on the main process).
+
+        The test sets are checked first (:meth:`check_test_sets`), so a typo or an empty
+        gallery stops the run before any training, not at the first evaluation."""
+        self.check_test_sets(self.cfg)
+        try:
+            super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        except NonFiniteLossError as e:
+            last = self.checkpointer.get_checkpoint_file() if self.checkpointer.save_dir else ""
+            if last and os.path.isfile(last):
+                where = (
+                    f"The last good checkpoint is '{last}'; after the change, rerun with "
+                    "--resume to continue from it."
+                )
+            else:
+                where = "No checkpoint was written before it; start the run again."
+            raise NonFiniteLossError(f"{e} {where}") from e
         results = self._eval_hook.latest_results if self._eval_hook is not None else {}
         return dict(results) if comm.is_main_process() else {}
 
@@ -480,9 +524,9 @@ class DefaultTrainer(TrainerBase):
     # -- hooks and writers -----------------------------------------------------------------
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
         """Default hooks, in order: IterationTimer, LRScheduler (one more per extra optimizer
-        with a scheduler), LayerFreeze, PreciseBN,
-        EvalHook, PeriodicCheckpointer (after EvalHook so model_best uses this epoch's
-        metric), PeriodicWriter, ProgressBar."""
+        with a scheduler), LayerFreeze, PreciseBN, PeriodicCheckpointer (before the
+        evaluation, so a failing evaluation loses nothing), EvalHook, BestCheckpointer
+        (model_best from this epoch's metric), PeriodicWriter, ProgressBar."""
         cfg = self.cfg
         result: List[Optional[hooks.HookBase]] = [
             hooks.IterationTimer(),
@@ -515,19 +559,25 @@ class DefaultTrainer(TrainerBase):
                     cfg.TEST.EVAL_PERIOD,
                 )
             )
+        tests = list(cfg.DATASETS.TESTS)
+        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
+        self._best_hook = hooks.BestCheckpointer(
+            self.checkpointer, metric_name=metric_name, extra_state_fn=self.checkpoint_state
+        )
+        # The epoch's checkpoint is written before evaluating: a failing evaluation never
+        # costs the training; model_best follows the evaluation.
+        self._checkpoint_hook = hooks.PeriodicCheckpointer(
+            self.checkpointer,
+            cfg.SOLVER.CHECKPOINT_PERIOD,
+            extra_state_fn=self.checkpoint_state,
+            best_metric_fn=lambda: self._best_hook.best_metric,
+        )
+        result.append(self._checkpoint_hook)
         self._eval_hook = hooks.EvalHook(
             cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)
         )
         result.append(self._eval_hook)
-        tests = list(cfg.DATASETS.TESTS)
-        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
-        self._checkpoint_hook = hooks.PeriodicCheckpointer(
-            self.checkpointer,
-            cfg.SOLVER.CHECKPOINT_PERIOD,
-            metric_name=metric_name,
-            extra_state_fn=self.checkpoint_state,
-        )
-        result.append(self._checkpoint_hook)
+        result.append(self._best_hook)
         # Every process runs the writer hook: flushing the losses averages them across ranks.
         writers = self.build_writers() if comm.is_main_process() else []
         result.append(hooks.PeriodicWriter(writers, period=cfg.SOLVER.LOG_PERIOD))
@@ -627,6 +677,26 @@ class DefaultTrainer(TrainerBase):
             output_dir=output_dir,
         )
         return data_loader, evaluator
+
+    @classmethod
+    def check_test_sets(cls, cfg: CfgNode) -> None:
+        """Build the loader and evaluator of every ``DATASETS.TESTS`` entry once, before
+        training: a misspelled name, a missing folder, an empty query or gallery, or a test
+        set without any true match is one error now rather than at the first evaluation.
+        Evaluators check their own needs in ``check_test_set(test_set, dataset_name)``."""
+        for dataset_name in cfg.DATASETS.TESTS:
+            try:
+                built = cls.build_evaluator(cfg, dataset_name, output_dir=None)
+            except NotImplementedError:
+                continue  # test() warns about it
+            if isinstance(built, tuple):
+                data_loader, evaluator = built
+            else:
+                evaluator = built
+                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
+            check = getattr(evaluator, "check_test_set", None)
+            if check is not None:
+                check(getattr(data_loader, "dataset", None), dataset_name)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:

@@ -31,6 +31,7 @@ __all__ = [
     "PreciseBN",
     "EvalHook",
     "PeriodicCheckpointer",
+    "BestCheckpointer",
     "PeriodicWriter",
     "ProgressBar",
     "flatten_results_dict",
@@ -273,12 +274,13 @@ class EvalHook(HookBase):
 
 
 class PeriodicCheckpointer(HookBase):
-    """Saves ``model_{epoch:04d}.pth`` every ``period`` epochs, ``model_final.pth`` after the
-    last epoch, and ``model_best.pth`` whenever ``metric_name`` (recorded by EvalHook, so
-    this hook goes after it) beats the best so far.
+    """Saves ``model_{epoch:04d}.pth`` every ``period`` epochs and ``model_final.pth`` after
+    the last epoch. It goes BEFORE :class:`EvalHook`, so an evaluation that fails (a broken
+    test set, a crash) never costs the epoch's training.
 
     ``extra_state_fn()`` returns the extra entries to store (epoch, iteration, RNG states);
-    it is called on every process at every epoch end (it may gather across processes).
+    it is called on every process at the epochs that save (it may gather across processes).
+    ``best_metric_fn()`` gives the best metric so far, stored for ``--resume``.
     """
 
     def __init__(
@@ -286,19 +288,48 @@ class PeriodicCheckpointer(HookBase):
         checkpointer: Checkpointer,
         period: int,
         *,
+        extra_state_fn: Optional[Callable[[], Dict[str, Any]]] = None,
+        best_metric_fn: Optional[Callable[[], Optional[float]]] = None,
+    ) -> None:
+        self.checkpointer = checkpointer
+        self.period = period
+        self.extra_state_fn = extra_state_fn or (lambda: {})
+        self.best_metric_fn = best_metric_fn or (lambda: None)
+
+    def after_epoch(self) -> None:
+        epoch, max_epoch = self.trainer.epoch, self.trainer.max_epoch
+        periodic = self.period > 0 and (epoch + 1) % self.period == 0 and epoch + 1 < max_epoch
+        final = epoch + 1 == max_epoch
+        if not (periodic or final):
+            return
+        extra = dict(self.extra_state_fn())
+        extra["best_metric"] = self.best_metric_fn()
+        if periodic:
+            self.checkpointer.save(f"model_{epoch:04d}", **extra)
+        if final:
+            self.checkpointer.save("model_final", **extra)
+
+
+class BestCheckpointer(HookBase):
+    """Saves ``model_best.pth`` whenever ``metric_name`` (recorded by :class:`EvalHook` this
+    epoch, so this hook goes after it) beats the best so far. ``last_checkpoint`` keeps
+    pointing at the periodic checkpoints.
+    """
+
+    def __init__(
+        self,
+        checkpointer: Checkpointer,
+        *,
         metric_name: str = "metric",
         extra_state_fn: Optional[Callable[[], Dict[str, Any]]] = None,
     ) -> None:
         self.checkpointer = checkpointer
-        self.period = period
         self.metric_name = metric_name
         self.extra_state_fn = extra_state_fn or (lambda: {})
         self.best_metric: Optional[float] = None
 
     def after_epoch(self) -> None:
         trainer = self.trainer
-        epoch = trainer.epoch
-        extra = dict(self.extra_state_fn())
         is_best = False
         if comm.is_main_process():
             latest = trainer.storage.latest().get(self.metric_name)
@@ -310,13 +341,13 @@ class PeriodicCheckpointer(HookBase):
             # Every process saves model_best together (per-process checkpoint shards).
             is_best, self.best_metric = comm.all_gather((is_best, self.best_metric))[0]
         if is_best:
-            self.checkpointer.save("model_best", **extra, best_metric=self.best_metric)
-            logger.info(f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {epoch}")
-        extra["best_metric"] = self.best_metric
-        if self.period > 0 and (epoch + 1) % self.period == 0 and epoch + 1 < trainer.max_epoch:
-            self.checkpointer.save(f"model_{epoch:04d}", **extra)
-        if epoch + 1 == trainer.max_epoch:
-            self.checkpointer.save("model_final", **extra)
+            extra = dict(self.extra_state_fn())
+            self.checkpointer.save(
+                "model_best", tag_last=False, **extra, best_metric=self.best_metric
+            )
+            logger.info(
+                f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {trainer.epoch}"
+            )
 
 
 class PeriodicWriter(HookBase):

@@ -21,11 +21,20 @@ import torch
 from torch import nn
 
 from fastreid.utils import comm
+from fastreid.utils.errors import BadInputError
 from fastreid.utils.events import EventStorage
 
 from .data_stream import EpochDataStream
 
-__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "NonFiniteLossError"]
+
+# A loss this many times its first recorded value means training diverges.
+DIVERGENCE_FACTOR = 1000.0
+
+
+class NonFiniteLossError(BadInputError, FloatingPointError):
+    """A loss became NaN or infinite; the message names the iteration, the losses and what
+    to change (tools report it as one ``error:`` line)."""
 
 
 class HookBase:
@@ -198,6 +207,8 @@ class SimpleTrainer(TrainerBase):
         self._data_iter: Optional[Any] = None
         self._resume_skip = 0
         self._pending: List[Tuple[int, List[str], torch.Tensor]] = []
+        self._first_loss: Optional[float] = None
+        self._warned_divergence = False
         self.optimizers: List[torch.optim.Optimizer] = [optimizer, *extra_optimizers]
         self._params = [p for p in model.parameters() if p.requires_grad]
         seen = {id(p) for p in self._params}
@@ -285,13 +296,31 @@ class SimpleTrainer(TrainerBase):
         for (iteration, _, _), row in zip(pending, host):
             if not all(abs(v) != float("inf") and v == v for v in row):
                 values = ", ".join(f"{n}={v}" for n, v in zip(names, row))
-                raise FloatingPointError(
+                raise NonFiniteLossError(
                     f"Loss became infinite or NaN at iteration {iteration} (epoch "
                     f"{iteration // max(1, self.iters_per_epoch)}): {values}. Lower SOLVER.BASE_LR, "
                     "enable SOLVER.CLIP_GRADIENTS, or check the data and MODEL.LOSSES."
                 )
             for name, value in zip(names, row):
                 self.storage.put_scalar(name, value, iteration=iteration)
+            self._check_divergence(iteration, row[0])
+
+    def _check_divergence(self, iteration: int, total: float) -> None:
+        """Warn once when the total loss climbs orders of magnitude above its first value."""
+        if self._first_loss is None:
+            if total > 0:
+                self._first_loss = total
+            return
+        if self._warned_divergence or total <= DIVERGENCE_FACTOR * self._first_loss:
+            return
+        self._warned_divergence = True
+        rates = [g["lr"] for opt in self.optimizers for g in opt.param_groups]
+        logging.getLogger(__name__).warning(
+            f"total_loss is {total:.4g} at iteration {iteration}, "
+            f"{total / self._first_loss:.0f}x its first value ({self._first_loss:.4g}): "
+            f"training is diverging. The learning rate is {max(rates):.4g}; lower "
+            "SOLVER.BASE_LR (or enable SOLVER.CLIP_GRADIENTS)."
+        )
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

@@ -1,7 +1,9 @@
 """Rank metrics (CMC, mAP, mINP) under the Market-1501 protocol, in bounded memory.
 
-Per query, gallery entries with the same identity AND the same camera are removed, as are
-junk entries (pid -1); distractors (pid 0) stay. A query left with no true match is skipped.
+Which pairs count is :func:`fastreid.evaluation.protocol.market1501_keep`: per query, gallery
+entries with the same identity AND the same camera are removed, as are junk entries (pid < 0,
+in the query or the gallery); distractors (pid 0) stay. A query left with no true match is
+skipped.
 
 The exact path never sorts a gallery row. It only needs the rank of every true match among
 the kept gallery entries: the true matches' distances are sorted (a handful per query) and
@@ -24,9 +26,13 @@ from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from fastreid.utils.errors import BadInputError
+
 from .distance import as_feature_tensor, check_metric, pairwise_distance, squared_norms
+from .protocol import is_junk, market1501_keep
 
 __all__ = [
+    "NoTrueMatchError",
     "RankResult",
     "evaluate_rank",
     "evaluate_single_shot",
@@ -35,6 +41,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class NoTrueMatchError(BadInputError, RuntimeError):
+    """No query of the test set has a true match: the metrics are undefined."""
+
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[int]]
 DistanceSource = Union[np.ndarray, torch.Tensor, Callable[[int, int], torch.Tensor]]
@@ -88,7 +99,7 @@ class _GalleryIndex:
         self.g_pids, self.g_camids = g_pids, g_camids
         self.order = torch.argsort(g_pids, stable=True)
         self.sorted_pids = g_pids[self.order].contiguous()
-        self.junk = torch.nonzero(g_pids < 0).reshape(-1)
+        self.junk = torch.nonzero(is_junk(g_pids)).reshape(-1)
 
     def same_pid_pairs(self, q_pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(row, gallery column) of every same-identity pair, grouped by row."""
@@ -116,7 +127,9 @@ def _positive_ranks(
     """
     num_rows = dist.shape[0]
     rows, cols = gallery.same_pid_pairs(q_pids)
-    positive = (gallery.g_camids[cols] != q_camids[rows]) & (gallery.g_pids[cols] >= 0)
+    positive = market1501_keep(
+        q_pids[rows], q_camids[rows], gallery.g_pids[cols], gallery.g_camids[cols]
+    )
     if keep is not None:
         positive &= keep[rows, cols]
     pos_rows, pos_cols = rows[positive], cols[positive]
@@ -195,9 +208,10 @@ class _Accumulator:
         first = torch.cat(self.first).cpu().numpy() if self.first else np.zeros(0)
         num_valid = len(all_ap)
         if num_valid == 0:
-            raise RuntimeError(
-                "No query has a true match in the gallery (after removing same-identity "
-                "same-camera entries); check the query/gallery split and the pids/camids."
+            raise NoTrueMatchError(
+                f"None of the {self.num_queries} queries has a true match in the gallery (a "
+                "gallery image of its identity from another camera); check the test set's "
+                "query/gallery split and its pids/camids (DATASETS.TESTS)."
             )
         cmc = (first[:, None] <= np.arange(1, self.max_rank + 1)[None, :]).mean(axis=0)
         result = RankResult(cmc, float(all_ap.mean()), float(all_inp.mean()), all_ap, all_inp)
@@ -455,27 +469,11 @@ def topk_search(
     return distances.float().numpy(), index.numpy()
 
 
-def _count_lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """How many times each value of ``queries`` occurs in ``keys``."""
-    values, counts = np.unique(keys, return_counts=True)
-    if len(values) == 0:
-        return np.zeros(len(queries), dtype=np.int64)
-    position = np.searchsorted(values, queries).clip(0, len(values) - 1)
-    return np.where(values[position] == queries, counts[position], 0)
-
-
 def _total_positives(q_pids, q_camids, g_pids, g_camids) -> torch.Tensor:
-    """Kept true matches per query: same pid, not same camera, gallery junk excluded."""
-    qp, qc, gp, gc = (x.numpy() for x in (q_pids, q_camids, g_pids, g_camids))
-    kept = gp >= 0
-    gp, gc = gp[kept], gc[kept]
-    low = min(int(qc.min()), int(gc.min()) if len(gc) else 0)
-    span = max(int(qc.max()), int(gc.max()) if len(gc) else 0) - low + 1
-    same_pid = _count_lookup(gp, qp)
-    same_pid_cam = _count_lookup(gp * span + (gc - low), qp * span + (qc - low))
-    total = same_pid - same_pid_cam
-    total[qp < 0] = 0
-    return torch.from_numpy(total.astype(np.int64))
+    """True matches per query that the Market-1501 rule keeps (over the whole gallery)."""
+    rows, cols = _GalleryIndex(g_pids, g_camids).same_pid_pairs(q_pids)
+    kept = market1501_keep(q_pids[rows], q_camids[rows], g_pids[cols], g_camids[cols])
+    return torch.bincount(rows[kept], minlength=len(q_pids))
 
 
 def _evaluate_rank_topk(
@@ -508,7 +506,9 @@ def _evaluate_rank_topk(
         gp = g_pids[idx.clamp_min(0)]
         gc = g_camids[idx.clamp_min(0)]
         same_pid = gp == q_pids[start:end, None]
-        kept = idx_valid & (gp >= 0) & ~(same_pid & (gc == q_camids[start:end, None]))
+        kept = idx_valid & market1501_keep(
+            q_pids[start:end, None], q_camids[start:end, None], gp, gc
+        )
         positive = same_pid & kept
         rank = kept.cumsum(dim=1).to(torch.float64)
         num_found = positive.sum(dim=1)
@@ -574,8 +574,7 @@ def evaluate_single_shot(
         distmat, query_features, gallery_features, metric, num_query, chunk
     ):
         qp, qc = q_pids_t[start:end], q_cam_t[start:end]
-        kept = ~((qp[:, None] == g_pids_t[None, :]) & (qc[:, None] == g_cam_t[None, :]))
-        kept &= (g_pids_t >= 0)[None, :]
+        kept = market1501_keep(qp[:, None], qc[:, None], g_pids_t[None, :], g_cam_t[None, :])
         for repeat, accumulator in enumerate(accumulators):
             generator = torch.Generator().manual_seed(seed * 1_000_003 + repeat * 7_919 + start)
             keep = _one_per_identity(kept, g_pid_index, num_ids, generator)

@@ -13,7 +13,13 @@ from fastreid.utils import comm
 
 from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator
 from .query_expansion import aqe
-from .rank import RankResult, evaluate_rank, evaluate_repeated_draws, evaluate_single_shot
+from .rank import (
+    NoTrueMatchError,
+    RankResult,
+    evaluate_rank,
+    evaluate_repeated_draws,
+    evaluate_single_shot,
+)
 from .rerank import KReciprocalDistance
 from .roc import DEFAULT_FPRS, RocAccumulator
 
@@ -102,10 +108,38 @@ class ReidEvaluator(DatasetEvaluator):
             "topk": test.TOPK,
         }
 
+    def check_test_set(self, test_set, dataset_name: str) -> None:
+        """Before training: the test set has queries, a gallery and, under the Market-1501
+        and CUHK03 protocols, at least one query with a true match (by labels only)."""
+        items = list(getattr(test_set, "img_items", None) or [])
+        num_gallery = len(items) - self.num_query
+        where = f"Test set '{dataset_name}' (DATASETS.TESTS)"
+        if self.num_query <= 0 or num_gallery <= 0:
+            raise ValueError(
+                f"{where} has {self.num_query} query and {max(num_gallery, 0)} gallery images; "
+                "both must be non-empty. Check its folders, or remove it from DATASETS.TESTS."
+            )
+        if self.protocol == "repeated_draws":
+            return
+        cams_by_pid: Dict[object, set] = {}
+        for _, pid, camid, *_ in items[self.num_query :]:
+            cams_by_pid.setdefault(pid, set()).add(camid)
+        for _, pid, camid, *_ in items[: self.num_query]:
+            if isinstance(pid, int) and pid < 0:
+                continue
+            if cams_by_pid.get(pid, set()) - {camid}:
+                return
+        raise NoTrueMatchError(
+            f"{where}: none of its {self.num_query} queries has a true match in the gallery "
+            "(an image of the same identity from another camera), so no metric can be "
+            "computed. Check its query/gallery folders and the pids/camids they yield."
+        )
+
     def reset(self) -> None:
         self._features: List[torch.Tensor] = []
         self._pids: List[torch.Tensor] = []
         self._camids: List[torch.Tensor] = []
+        self._corrupt: List[torch.Tensor] = []
 
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the batch's features (B, D) with its ``targets`` and ``camids`` (B,)."""
@@ -115,37 +149,58 @@ class ReidEvaluator(DatasetEvaluator):
         self._features.append(outputs.detach().float().cpu())
         self._pids.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
         self._camids.append(torch.as_tensor(inputs["camids"]).reshape(-1).long().cpu())
+        # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
+        corrupt = inputs.get("corrupt")
+        if corrupt is None:
+            corrupt = torch.zeros(len(outputs), dtype=torch.bool)
+        self._corrupt.append(torch.as_tensor(corrupt, dtype=torch.bool).reshape(-1))
 
     def _collect(self):
-        features, pids, camids = self._features, self._pids, self._camids
+        parts = (self._features, self._pids, self._camids, self._corrupt)
         if comm.get_world_size() > 1:
             comm.synchronize()
-            gathered = comm.gather((features, pids, camids), dst=0)
+            gathered = comm.gather(parts, dst=0)
             if not comm.is_main_process():
                 return None
-            features = [f for rank in gathered for f in rank[0]]
-            pids = [p for rank in gathered for p in rank[1]]
-            camids = [c for rank in gathered for c in rank[2]]
-        if not features:
+            parts = tuple([x for rank in gathered for x in rank[i]] for i in range(len(parts)))
+        if not parts[0]:
             raise RuntimeError("ReidEvaluator.evaluate() called before any process() call.")
-        return torch.cat(features), torch.cat(pids), torch.cat(camids)
+        return tuple(torch.cat(part) for part in parts)
+
+    def _drop_corrupt(self, features, pids, camids, corrupt):
+        """Remove unreadable images; returns the kept tensors and the new query count."""
+        num_query = self.num_query
+        if not corrupt.any():
+            return features, pids, camids, num_query
+        in_query = int(corrupt[:num_query].sum())
+        in_gallery = int(corrupt[num_query:].sum())
+        logger.warning(
+            "Dropped %d unreadable images from the evaluation (%d query, %d gallery; "
+            "DATALOADER.SKIP_CORRUPT): the metrics cover the readable images only.",
+            in_query + in_gallery,
+            in_query,
+            in_gallery,
+        )
+        kept = ~corrupt
+        return features[kept], pids[kept], camids[kept], num_query - in_query
 
     def evaluate(self) -> OrderedDict[str, float]:
         collected = self._collect()
         if collected is None:
             return OrderedDict()
-        features, pids, camids = collected
-        if not 0 < self.num_query < len(features):
+        features, pids, camids, num_query = self._drop_corrupt(*collected)
+        self.num_dropped = int(collected[3].sum())  # unreadable images left out
+        if not 0 < num_query < len(features):
             raise ValueError(
-                f"num_query={self.num_query} but {len(features)} images were evaluated; the "
+                f"num_query={num_query} (readable) but {len(features)} images were evaluated; the "
                 "loader must yield the query images first, then at least one gallery image."
             )
         if self.protocol == "repeated_draws":
             return self._evaluate_repeated_draws(features, pids)
 
-        query, gallery = features[: self.num_query], features[self.num_query :]
-        q_pids, g_pids = pids[: self.num_query], pids[self.num_query :]
-        q_camids, g_camids = camids[: self.num_query], camids[self.num_query :]
+        query, gallery = features[:num_query], features[num_query:]
+        q_pids, g_pids = pids[:num_query], pids[num_query:]
+        q_camids, g_camids = camids[:num_query], camids[num_query:]
         if self.aqe:
             logger.info(
                 "Applying alpha query expansion (k=%d, alpha=%g).", self.aqe_k, self.aqe_alpha

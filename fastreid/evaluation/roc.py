@@ -3,8 +3,8 @@
 Genuine pairs (query and gallery of the same identity) are the positives, impostor pairs
 the negatives, and the similarity (minus the distance) is the score. The ROC is swept
 from the highest score down and TPR is interpolated linearly at each requested FPR.
-Pairs the Market-1501 rule removes (same identity and same camera, gallery junk) are left
-out. Only the highest-scoring impostors matter at small FPR, so the accumulator keeps all
+Pairs the Market-1501 rule removes (:func:`fastreid.evaluation.protocol.market1501_keep`:
+same identity and same camera, junk on either side) are left out. Only the highest-scoring impostors matter at small FPR, so the accumulator keeps all
 genuine scores but only the top ``max(fprs)`` share of impostor scores: memory is
 O(genuine pairs + max_fpr x impostor pairs), never O(Q x G).
 """
@@ -16,6 +16,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from .protocol import market1501_keep
 
 __all__ = ["RocAccumulator", "roc_curve_points", "tpr_at_fpr", "DEFAULT_FPRS"]
 
@@ -90,8 +92,9 @@ class RocAccumulator:
         end = start + distances.shape[0]
         q_pids, q_camids = self.q_pids[start:end], self.q_camids[start:end]
         same_pid = q_pids[:, None] == self.g_pids[None, :]
-        kept = ~(same_pid & (q_camids[:, None] == self.g_camids[None, :]))
-        kept &= (self.g_pids >= 0)[None, :] & (q_pids >= 0)[:, None]
+        kept = market1501_keep(
+            q_pids[:, None], q_camids[:, None], self.g_pids[None, :], self.g_camids[None, :]
+        )
         scores = -distances.float()
         self.genuine.append(scores[same_pid & kept])
         impostor_mask = kept & ~same_pid

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 from torch import nn
 
+from fastreid.config import ConfigArgumentParser
 from fastreid.utils.errors import EXIT_BAD_INPUT, describe_error, exit_on_bad_input
 
 from .verify import (
@@ -38,8 +39,9 @@ logger = logging.getLogger("fastreid.export")
 def export_argument_parser(
     description: str, default_name: str = "model"
 ) -> argparse.ArgumentParser:
-    """Arguments every export tool takes (FastReID's names: --config-file, --name, ...)."""
-    parser = argparse.ArgumentParser(description=description)
+    """Arguments every export tool takes (FastReID's names: --config-file, --name, ...), and
+    config overrides as trailing ``KEY VALUE`` pairs or after ``--opts``."""
+    parser = ConfigArgumentParser(description=description)
     parser.add_argument("--config-file", required=True, metavar="FILE", help="model config (YAML)")
     parser.add_argument("--name", default=default_name, help="base name of the exported file(s)")
     parser.add_argument("--output", default="outputs/deploy", help="output folder")
@@ -60,12 +62,6 @@ def export_argument_parser(
         "--threshold", type=float, default=0.999, help="minimum cosine similarity with PyTorch"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch comparison")
-    parser.add_argument(
-        "--opts",
-        default=[],
-        nargs=argparse.REMAINDER,
-        help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS w.pth",
-    )
     return parser
 
 
@@ -171,6 +167,12 @@ def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
 
     paths = collect_images(args.input)
     size = (args.height, args.width)
+    expected = getattr(runner, "input_size", None)
+    if expected is not None and tuple(expected) != size:
+        raise ValueError(
+            f"The model takes {expected[0]}x{expected[1]} images but --height/--width ask for "
+            f"{size[0]}x{size[1]}; pass --height {expected[0]} --width {expected[1]}."
+        )
     chunks = []
     for start in range(0, len(paths), args.batch_size):
         batch = preprocess_images(paths[start : start + args.batch_size], size).numpy()

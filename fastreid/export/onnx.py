@@ -167,6 +167,11 @@ class ONNXRuntimeRunner:
         self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self.path = str(path)
+        shape = self.session.get_inputs()[0].shape  # e.g. ['batch', 3, 256, 128]
+        static = len(shape) == 4 and all(isinstance(d, int) for d in shape[2:])
+        #: (H, W) the model was exported for; None when the export left them dynamic.
+        self.input_size: Optional[tuple[int, int]] = (shape[2], shape[3]) if static else None
 
     @property
     def providers(self) -> list[str]:
@@ -176,6 +181,13 @@ class ONNXRuntimeRunner:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(B, 3, H, W)`` float32 0-255 RGB -> raw features ``(B, D)``."""
         images = np.ascontiguousarray(images, dtype=np.float32)
+        if self.input_size is not None and tuple(images.shape[2:]) != self.input_size:
+            height, width = self.input_size
+            raise ValueError(
+                f"ONNX model '{self.path}' takes {height}x{width} images (its INPUT.SIZE_TEST) "
+                f"but got {images.shape[2]}x{images.shape[3]}; resize the inputs to "
+                f"{height}x{width} (onnx_inference.py: --height {height} --width {width})."
+            )
         return self.session.run([self.output_name], {self.input_name: images})[0]
 
 

@@ -66,7 +66,7 @@ class TorchScriptRunner:
             raise FileNotFoundError(
                 f"TorchScript model '{path}' does not exist (run torchscript_export.py)."
             )
-        from fastreid.predictor import resolve_device
+        from fastreid.utils.env import resolve_device
 
         self.device = resolve_device(device)
         with warnings.catch_warnings():

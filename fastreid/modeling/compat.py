@@ -29,7 +29,7 @@ from typing import Any, Dict, Mapping
 
 import torch
 
-__all__ = ["map_fastreid_state_dict", "FASTREID_KEY_MAPPING"]
+__all__ = ["map_fastreid_state_dict", "num_classes_in_checkpoint", "FASTREID_KEY_MAPPING"]
 
 # (pattern, replacement) pairs applied in order; documented in the module docstring.
 FASTREID_KEY_MAPPING = (
@@ -74,3 +74,31 @@ def map_fastreid_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, torch.Te
                 key = re.sub(pattern, replacement, key)
         mapped[key] = value
     return mapped
+
+
+# A head's classifier weight: ``heads.weight`` (Baseline) or ``<branch>_head.weight`` (MGN).
+_CLASSIFIER_KEY = re.compile(r"^(?:heads|\w+_head)\.weight$")
+
+
+def num_classes_in_checkpoint(path: str) -> int:
+    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint was trained with (0 when it cannot tell).
+
+    Read from the config a fastreid checkpoint stores, else from the classifier's rows
+    (``heads.weight`` in FastReID checkpoints, ``b1_head.weight`` ... ``b33_head.weight`` in
+    MGN ones). Inference builds its classifier with this size so loading reports no spurious
+    shape mismatch for a layer it never uses.
+    """
+    from fastreid.config import CfgNode
+    from fastreid.utils.checkpoint import load_checkpoint_file, strip_module_prefix
+
+    checkpoint = load_checkpoint_file(path)
+    stored = checkpoint.get("config")
+    if isinstance(stored, str):
+        saved = CfgNode.load_cfg(stored)
+        if "MODEL" in saved and int(saved.MODEL.HEADS.NUM_CLASSES) > 0:
+            return int(saved.MODEL.HEADS.NUM_CLASSES)
+    state = map_fastreid_state_dict(strip_module_prefix(checkpoint["model"]))
+    for key, weight in state.items():
+        if _CLASSIFIER_KEY.match(key) and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+            return int(weight.shape[0])
+    return 0

@@ -133,6 +133,13 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     valid = optimizer_names()
     if name not in valid:
         raise KeyError(f"Unknown SOLVER.OPT '{name}'; choose one of {', '.join(valid)}.")
+    for key in ("BASE_LR", "BIAS_LR_FACTOR", "HEADS_LR_FACTOR", "WEIGHT_DECAY"):
+        if float(solver[key]) < 0:
+            raise ValueError(
+                f"SOLVER.{key} is {solver[key]}; it must be >= 0 (a negative learning rate or "
+                f"weight decay climbs the loss instead of descending it). Set SOLVER.{key} to "
+                "a value >= 0."
+            )
     groups = get_default_optimizer_params(
         model,
         base_lr=solver.BASE_LR,

@@ -2,9 +2,10 @@
 
 * Writes are atomic (temporary file + ``os.replace``) and followed by an update of the
   ``last_checkpoint`` pointer, so a crash never leaves a truncated file behind.
-* Loading uses ``torch.load(weights_only=True)``; FastReID checkpoints load too (their key
-  names are mapped by :func:`fastreid.modeling.compat.map_fastreid_state_dict`, a
-  ``module.`` prefix from DDP is stripped).
+* Loading uses ``torch.load(weights_only=True)``; a ``module.`` prefix from DDP is stripped and
+  an optional ``key_mapper`` renames keys (the trainer and the predictor pass
+  :func:`fastreid.modeling.compat.map_fastreid_state_dict` so FastReID checkpoints load; this
+  module imports nothing from the rest of fastreid).
 * Tensors whose shape differs from the model's (a classifier with another class count) are
   skipped and reported in a table, as are missing and unexpected keys — never silently.
   A checkpoint of another architecture (most tensors do not fit) is one clear error.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -26,7 +27,18 @@ from . import comm
 from .errors import BadInputError
 from .file_io import atomic_torch_save, atomic_write_text
 
-__all__ = ["Checkpointer", "IncompatibleKeys", "load_checkpoint_file", "unwrap_model"]
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "IncompatibleKeys",
+    "KeyMapper",
+    "load_checkpoint_file",
+    "strip_module_prefix",
+    "unwrap_model",
+]
+
+#: Renames the keys of a state dict (e.g. an older release's names to the current ones).
+KeyMapper = Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]
 
 LAST_CHECKPOINT = "last_checkpoint"
 _PER_RANK_FILE = re.compile(r"_rank\d+\.pth$")
@@ -72,6 +84,10 @@ class IncompatibleKeys:
 
 class CheckpointError(BadInputError, RuntimeError):
     """A file that is not a readable checkpoint; the message names the file and what to do."""
+
+
+class CheckpointWriteError(BadInputError, OSError):
+    """A checkpoint could not be written (disk full, permissions); names the file."""
 
 
 def _torch_load_weights_only(path: str) -> Any:
@@ -121,39 +137,11 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
-def _map_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Strip DDP's ``module.`` prefix and map FastReID key names to ours."""
+def strip_module_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix DDP / DataParallel put on every key (if all keys have it)."""
     if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
-    from fastreid.modeling.compat import map_fastreid_state_dict
-
-    return dict(map_fastreid_state_dict(state_dict))
-
-
-# A head's classifier weight: ``heads.weight`` (Baseline) or ``<branch>_head.weight`` (MGN).
-_CLASSIFIER_KEY = re.compile(r"^(?:heads|\w+_head)\.weight$")
-
-
-def num_classes_in_checkpoint(path: str) -> int:
-    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint was trained with (0 when it cannot tell).
-
-    Read from the config a fastreid checkpoint stores, else from the classifier's rows
-    (``heads.weight`` in FastReID checkpoints, ``b1_head.weight`` ... ``b33_head.weight`` in
-    MGN ones). Inference builds its classifier with this size so loading reports no spurious
-    shape mismatch for a layer it never uses.
-    """
-    checkpoint = load_checkpoint_file(path)
-    stored = checkpoint.get("config")
-    if isinstance(stored, str):
-        from fastreid.config import CfgNode
-
-        saved = CfgNode.load_cfg(stored)
-        if "MODEL" in saved and int(saved.MODEL.HEADS.NUM_CLASSES) > 0:
-            return int(saved.MODEL.HEADS.NUM_CLASSES)
-    for key, weight in _map_state_dict(checkpoint["model"]).items():
-        if _CLASSIFIER_KEY.match(key) and isinstance(weight, torch.Tensor) and weight.dim() == 2:
-            return int(weight.shape[0])
-    return 0
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return dict(state_dict)
 
 
 class Checkpointer:
@@ -168,6 +156,8 @@ class Checkpointer:
     Args:
         model: the model (a DDP wrapper is unwrapped).
         save_dir: folder for checkpoints and the ``last_checkpoint`` pointer.
+        key_mapper: renames the keys of loaded model state dicts (after ``module.`` is
+            stripped), e.g. ``fastreid.modeling.compat.map_fastreid_state_dict``.
         save_to_disk: write the main file (default: only on the main process).
         per_rank_state: objects whose state differs per process (a classifier shard and its
             optimizer); every process writes them to ``<name>_rank{r}.pth`` beside the main
@@ -180,11 +170,13 @@ class Checkpointer:
         model: nn.Module,
         save_dir: str = "",
         *,
+        key_mapper: Optional[KeyMapper] = None,
         save_to_disk: Optional[bool] = None,
         per_rank_state: Optional[Dict[str, Any]] = None,
         **checkpointables: Any,
     ) -> None:
         self.model = unwrap_model(model)
+        self.key_mapper = key_mapper
         self.save_dir = save_dir
         self.save_to_disk = comm.is_main_process() if save_to_disk is None else save_to_disk
         self.checkpointables: Dict[str, Any] = dict(checkpointables)
@@ -207,8 +199,9 @@ class Checkpointer:
         return f"{os.path.splitext(path)[0]}_rank{rank}.pth"
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, name: str, **extra: Any) -> Optional[str]:
-        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it.
+    def save(self, name: str, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
+        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it (unless
+        ``tag_last`` is False: model_best is a copy, not a step of the resume chain).
 
         ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
         be tensors, numbers, strings or containers of those. Returns the path (``None`` when
@@ -220,7 +213,7 @@ class Checkpointer:
         if self.per_rank_state:
             shard = {key: obj.state_dict() for key, obj in self.per_rank_state.items()}
             shard["world_size"] = comm.get_world_size()
-            atomic_torch_save(shard, self.per_rank_path(path))
+            self._write(shard, self.per_rank_path(path))
             # Every shard is on disk before last_checkpoint can point at the main file.
             comm.synchronize()
         if not self.save_to_disk:
@@ -229,10 +222,22 @@ class Checkpointer:
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(extra)
-        atomic_torch_save(data, path)
-        self.tag_last_checkpoint(os.path.basename(path))
+        self._write(data, path)
+        if tag_last:
+            self.tag_last_checkpoint(os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
         return path
+
+    def _write(self, data: Dict[str, Any], path: str) -> None:
+        try:
+            atomic_torch_save(data, path)
+        except (OSError, RuntimeError) as e:  # torch reports a failed write as RuntimeError
+            raise CheckpointWriteError(
+                f"Could not write checkpoint '{path}' ({type(e).__name__}: {e}). Earlier "
+                "checkpoints are intact. Free disk space (or fix the permissions) in "
+                f"'{self.save_dir}', or set OUTPUT_DIR to another folder, then rerun with "
+                "--resume."
+            ) from e
 
     def tag_last_checkpoint(self, basename: str) -> None:
         atomic_write_text(os.path.join(self.save_dir, LAST_CHECKPOINT), basename)
@@ -260,16 +265,74 @@ class Checkpointer:
             and os.path.isfile(os.path.join(self.save_dir, f))
         )
 
+    def remove_stale_temporary_files(self) -> List[str]:
+        """Delete the temporary files of saves that were interrupted (killed mid-write).
+
+        Atomic saves write ``.<name>.<random>.tmp`` next to the target; a finished save
+        renames it, so any left over belongs to a dead run. Returns the removed paths.
+        """
+        if not self.save_dir or not self.save_to_disk or not os.path.isdir(self.save_dir):
+            return []
+        removed = []
+        for name in os.listdir(self.save_dir):
+            if name.startswith(".") and name.endswith(".tmp"):
+                path = os.path.join(self.save_dir, name)
+                try:
+                    os.remove(path)
+                except OSError:
+                    continue
+                removed.append(path)
+        if removed:
+            self.logger.warning(
+                f"Removed {len(removed)} temporary file(s) of interrupted saves in "
+                f"'{self.save_dir}': {', '.join(os.path.basename(p) for p in removed)}"
+            )
+        return removed
+
     # -- loading ----------------------------------------------------------------------------
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load everything from it.
         Otherwise load the model weights only from ``path`` (nothing when ``path`` is empty).
-        Returns the checkpoint's remaining entries (epoch, iteration, ...)."""
+        Returns the checkpoint's remaining entries (epoch, iteration, ...).
+
+        Temporary files of interrupted saves are removed first. When the file
+        ``last_checkpoint`` names is missing or truncated, the newest intact checkpoint in
+        ``save_dir`` is resumed from instead, with a warning."""
+        self.remove_stale_temporary_files()
         if resume and self.has_checkpoint():
-            return self.load(self.get_checkpoint_file())
+            return self._resume_from_newest_intact()
         if resume:
             self.logger.info(f"No checkpoint to resume from in '{self.save_dir}'; starting anew.")
         return self.load(path, checkpointables=[])
+
+    def _resume_from_newest_intact(self) -> Dict[str, Any]:
+        named = self.get_checkpoint_file()
+        # Only an unreadable (truncated, missing) main file falls back; any other problem of
+        # a readable checkpoint (e.g. a missing per-process file) is reported as it is.
+        try:
+            checkpoint = load_checkpoint_file(named)
+        except (CheckpointError, FileNotFoundError) as e:
+            first_error = e
+        else:
+            self.logger.info(f"Loading checkpoint from {named}")
+            return self._load_checkpoint(checkpoint, named, None)
+        others = [p for p in self.get_all_checkpoint_files() if p != named]
+        for candidate in sorted(others, key=os.path.getmtime, reverse=True):
+            try:
+                checkpoint = load_checkpoint_file(candidate)
+            except CheckpointError:
+                self.logger.warning(f"Checkpoint '{candidate}' is unreadable too; skipping it.")
+                continue
+            self.logger.warning(
+                f"last_checkpoint names '{named}', which cannot be read ({first_error}); "
+                f"resuming from the newest intact checkpoint, '{candidate}', instead."
+            )
+            return self._load_checkpoint(checkpoint, candidate, None)
+        raise CheckpointError(
+            f"Cannot resume from '{self.save_dir}': last_checkpoint names '{named}', which "
+            f"cannot be read ({first_error}), and no other checkpoint there is intact. Start "
+            "anew without --resume (or in another OUTPUT_DIR)."
+        ) from first_error
 
     def load(self, path: str, checkpointables: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Load the model (and the named checkpointables; default: all) from ``path``.
@@ -281,7 +344,11 @@ class Checkpointer:
             self.logger.info("No checkpoint given; the model keeps its initialisation.")
             return {}
         self.logger.info(f"Loading checkpoint from {path}")
-        checkpoint = load_checkpoint_file(path)
+        return self._load_checkpoint(load_checkpoint_file(path), path, checkpointables)
+
+    def _load_checkpoint(
+        self, checkpoint: Dict[str, Any], path: str, checkpointables: Optional[Iterable[str]]
+    ) -> Dict[str, Any]:
         incompatible = self.load_model_state(checkpoint.pop("model"), source=path)
         if incompatible:
             self.logger.warning(
@@ -339,7 +406,9 @@ class Checkpointer:
     ) -> IncompatibleKeys:
         """Load ``state_dict`` into the model non-strictly after key mapping, skipping tensors
         of the wrong shape. Raises ``ValueError`` when it clearly belongs to another model."""
-        state_dict = _map_state_dict(state_dict)
+        state_dict = strip_module_prefix(state_dict)
+        if self.key_mapper is not None:
+            state_dict = dict(self.key_mapper(state_dict))
         model_state = self.model.state_dict()
         mismatches = []
         for key in list(state_dict):

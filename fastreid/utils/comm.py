@@ -90,6 +90,15 @@ def all_gather_tensor(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(chunks, dim=0)
 
 
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of ``tensor`` over all ranks (a new tensor; no gradient)."""
+    if get_world_size() == 1:
+        return tensor
+    total = tensor.detach().clone().contiguous()
+    dist.all_reduce(total)
+    return total
+
+
 def shared_random_seed() -> int:
     """A random integer that is the same on every process (for samplers)."""
     seed = int(torch.randint(2**31, (1,)).item())

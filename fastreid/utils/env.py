@@ -3,23 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import random
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
 
 __all__ = [
+    "resolve_device",
     "seed_all_rng",
     "get_rng_state",
     "set_rng_state",
     "preserve_rng_state",
     "collect_env_info",
 ]
+
+
+def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """``device`` (e.g. ``MODEL.DEVICE``) as a ``torch.device``; ``None`` means the CPU.
+
+    CUDA falls back to the CPU, with a warning, when no GPU is available, so a GPU recipe
+    still runs on a laptop. A name torch does not know raises ``ValueError``.
+    """
+    try:
+        resolved = torch.device(device if device is not None else "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"MODEL.DEVICE {device!r} is not a device name; use 'cuda', 'cuda:N' or 'cpu'."
+        ) from e
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        logging.getLogger(__name__).warning(
+            "MODEL.DEVICE is '%s' but CUDA is not available; using the CPU. "
+            "Set MODEL.DEVICE cpu to silence this warning.",
+            device,
+        )
+        return torch.device("cpu")
+    return resolved
 
 
 def seed_all_rng(seed: Optional[int] = None) -> int:

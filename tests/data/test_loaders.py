@@ -107,13 +107,23 @@ def test_missing_image_error_names_the_file(tmp_path):
         CommDataset(items, relabel=False)[4]
 
 
-def test_skip_corrupt_draws_a_replacement_with_a_warning(tmp_path, caplog):
+def test_skip_corrupt_draws_a_training_replacement_with_a_warning(tmp_path, caplog):
     items, bad = _items_with_one_bad_file(tmp_path, b"")
     with caplog.at_level(logging.WARNING, logger="fastreid"):
-        sample = CommDataset(items, relabel=False, skip_corrupt=True)[4]
+        sample = CommDataset(items, relabel=True, skip_corrupt=True)[4]
     assert sample["img_paths"] != bad and os.path.exists(sample["img_paths"])
-    assert sample["targets"] == 1
+    assert sample["targets"] == 0  # the same (only) identity
     assert "bad.jpg" in caplog.text
+
+
+def test_skip_corrupt_marks_an_unreadable_evaluation_image_instead_of_replacing_it(tmp_path):
+    # Replacing a query/gallery image by another one would change the metrics.
+    items, bad = _items_with_one_bad_file(tmp_path, b"")
+    dataset = CommDataset(items, relabel=False, skip_corrupt=True)
+    sample, good = dataset[4], dataset[0]
+    assert sample["img_paths"] == bad and sample["corrupt"] is True
+    assert good["corrupt"] is False
+    assert sample["images"].shape == good["images"].shape and sample["images"].sum() == 0
 
 
 def test_skip_corrupt_key_reaches_the_train_loader(tiny_synthetic):

@@ -62,6 +62,17 @@ def test_onnx_export_verifies_and_inference_writes_normalised_features(tmp_path)
     assert features.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
     assert len(out.with_suffix(".txt").read_text().split()) == 3
+    # The wrong input size is one error line naming the right flags, and writes nothing.
+    wrong = tmp_path / "wrong.npy"
+    result = _run(
+        "tools/deploy/onnx_inference.py", "--model", tmp_path / "demo.onnx", "--input", images,
+        "--output", wrong, "--height", "128", "--width", "64",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: The model takes 64x32 images" in result.stderr
+    assert "--height 64 --width 32" in result.stderr
+    assert not wrong.exists()
 
 
 def test_missing_weights_exit_with_a_message(tmp_path):

@@ -18,6 +18,16 @@ def test_toy_model_matches_in_onnxruntime_for_batches_1_and_7(tmp_path):
     assert_matches(model, ONNXRuntimeRunner(path, num_threads=1))
 
 
+def test_onnxruntime_runner_names_the_input_size_it_needs(tmp_path):
+    import numpy as np
+
+    path = export_onnx(ToyReID().eval(), tmp_path / "toy.onnx", SIZE)
+    runner = ONNXRuntimeRunner(path, num_threads=1)
+    assert runner.input_size == SIZE
+    with pytest.raises(ValueError, match=rf"takes {SIZE[0]}x{SIZE[1]} images .* but got 32x16"):
+        runner(np.zeros((1, 3, 32, 16), dtype=np.float32))
+
+
 def test_opencv_dnn_loads_the_onnx_file(tmp_path):
     pytest.importorskip("cv2")
     model = ToyReID().eval()

@@ -112,8 +112,8 @@ def test_loading_refuses_pickled_code(r18, tmp_path):
 
 
 def test_inference_sizes_the_classifier_like_the_checkpoint(r18, tmp_path, caplog):
+    from fastreid.modeling.compat import num_classes_in_checkpoint
     from fastreid.predictor import build_model_from_config
-    from fastreid.utils.checkpoint import num_classes_in_checkpoint
 
     Checkpointer(r18, save_dir=str(tmp_path)).save("trained")
     weights = str(tmp_path / "trained.pth")

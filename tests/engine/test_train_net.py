@@ -87,9 +87,28 @@ def test_train_net_writes_the_run_folder_and_eval_only_reproduces_its_figures(
     assert reproduced == pytest.approx(trained, abs=1e-9)
 
 
+# Deterministic per-sample training: no random augmentation, GroupNorm instead of BatchNorm
+# (per-process BN statistics are FastReID's documented DDP behaviour), SGD (Adam would
+# magnify float rounding in near-zero gradients into +-lr steps).
+DETERMINISTIC = {
+    "SOLVER.MAX_EPOCH": 1,
+    "TEST.EVAL_PERIOD": 1,
+    "INPUT.FLIP.ENABLED": False,
+    "INPUT.PADDING.ENABLED": False,
+    "INPUT.REA.ENABLED": False,
+    "MODEL.BACKBONE.NORM": "GN",
+    "MODEL.HEADS.NORM": "GN",
+    "SOLVER.OPT": "SGD",
+    "SOLVER.BASE_LR": 0.05,
+    "SOLVER.WARMUP_ITERS": 0,
+}
+
+
 def test_two_gloo_processes_train_and_evaluate_like_one_process(synthetic_root, tmp_path):
+    import torch
+
     out = tmp_path / "ddp"
-    cfg = tiny_config(synthetic_root, str(out), **{"SOLVER.MAX_EPOCH": 1, "TEST.EVAL_PERIOD": 1})
+    cfg = tiny_config(synthetic_root, str(out), **DETERMINISTIC)
     config_file = _train_net(cfg, tmp_path, "--num-gpus", "2")
 
     log = (out / "log.txt").read_text()
@@ -98,3 +117,15 @@ def test_two_gloo_processes_train_and_evaluate_like_one_process(synthetic_root, 
     single = _eval_only(config_file, str(out / "model_final.pth"), str(tmp_path / "eval"))
     # Features of each image do not depend on which process computed them.
     assert single == pytest.approx(distributed, abs=1e-4)
+
+    # One process with the same global batch (SOLVER.IMS_PER_BATCH is global) ends with the
+    # same weights: per-process batches, the gradient all-reduce and the cross-process
+    # triplet mining add up to the single-process step.
+    one = tmp_path / "one"
+    _train_net(tiny_config(synthetic_root, str(one), **DETERMINISTIC), tmp_path)
+    ddp_state = torch.load(out / "model_final.pth", weights_only=True)["model"]
+    one_state = torch.load(one / "model_final.pth", weights_only=True)["model"]
+    assert ddp_state.keys() == one_state.keys()
+    for key, value in one_state.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(ddp_state[key], value, rtol=1e-4, atol=2e-5, msg=key)

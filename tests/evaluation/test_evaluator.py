@@ -96,7 +96,7 @@ def test_distributed_evaluation_equals_single_process(monkeypatch):
     for rank, (lo, hi) in enumerate([(0, 45), (45, 90)]):
         for inputs, outputs in _batches(features[lo:hi], pids[lo:hi], camids[lo:hi], 4):
             shards[rank].process(inputs, outputs)
-    payloads = [(s._features, s._pids, s._camids) for s in shards]
+    payloads = [(s._features, s._pids, s._camids, s._corrupt) for s in shards]
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(comm, "synchronize", lambda: None)
     monkeypatch.setattr(comm, "gather", lambda data, dst=0: payloads)

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from fastreid.utils import visualizer
+from fastreid.evaluation import visualizer
 
 
 def _setup(tmp_path, num_query=4, num_gallery=12):

@@ -20,9 +20,8 @@ import torch
 
 from fastreid.config import get_cfg
 from fastreid.modeling import build_model
-from fastreid.modeling.compat import map_fastreid_state_dict
+from fastreid.modeling.compat import map_fastreid_state_dict, num_classes_in_checkpoint
 from fastreid.predictor import build_model_from_cfg
-from fastreid.utils.checkpoint import num_classes_in_checkpoint
 
 from .fastreid_parity import (
     MAX_REL_DIFF,

@@ -227,16 +227,22 @@ def _fake_two_ranks(monkeypatch, rank, other):
         return torch.cat([t, o] if rank == 0 else [o, t], dim=0)
 
     monkeypatch.setattr(comm, "all_gather_tensor", all_gather_tensor)
+    # The other rank's gradient of the gathered tensor (zero unless a test says otherwise).
+    monkeypatch.setattr(comm, "all_reduce_sum", lambda t: t)
 
 
-def test_gather_keeps_gradient_only_for_local_part(monkeypatch):
+def test_gather_sends_each_rank_the_summed_gradient_of_its_rows(monkeypatch):
     _fake_two_ranks(monkeypatch, 1, {torch.float32: torch.ones(2, 3)})
+    other_rank_grad = torch.arange(12.0).reshape(4, 3)  # what rank 0's loss sends back
+    monkeypatch.setattr(comm, "all_reduce_sum", lambda t: t + other_rank_grad)
     x = torch.rand(2, 3, requires_grad=True)
-    out = loss_utils.gather_with_local_grad(x)
+    out = loss_utils.all_gather_with_grad(x)
     assert out.shape == (4, 3)
     assert torch.equal(out[:2], torch.ones(2, 3)) and torch.equal(out[2:], x)
-    out.sum().backward()
-    assert torch.equal(x.grad, torch.ones(2, 3))
+    weights = torch.rand(4, 3)
+    (out * weights).sum().backward()
+    # This rank owns rows 2..3: its own gradient there plus rank 0's.
+    torch.testing.assert_close(x.grad, weights[2:] + other_rank_grad[2:])
 
 
 def test_triplet_compares_local_anchors_with_all_ranks(monkeypatch):

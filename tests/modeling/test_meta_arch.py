@@ -250,6 +250,36 @@ def test_moco_queue_fills_with_key_features():
     assert model(data).shape == (8, 8)
 
 
+def test_moco_key_encoder_follows_the_momentum_update_formula():
+    # After each training forward: key = m * key + (1 - m) * query, for every parameter.
+    m = 0.9
+    cfg = tiny_cfg(
+        **{
+            "MODEL.META_ARCHITECTURE": "MoCo",
+            "MODEL.QUEUE_SIZE": 16,
+            "MODEL.LOSSES.MEMORY.MOMENTUM": m,
+        }
+    )
+    model = build_model(cfg)
+    generator = torch.Generator().manual_seed(0)
+    query_params = list(model.backbone.parameters()) + list(model.heads.parameters())
+    key_params = list(model.key_backbone.parameters()) + list(model.key_heads.parameters())
+    assert len(query_params) == len(key_params) > 0
+    with torch.no_grad():
+        for p in key_params + query_params:
+            p.copy_(torch.randn(p.shape, generator=generator))
+    data = batch(cfg)
+    for _ in range(2):
+        keys_before = [k.detach().clone() for k in key_params]
+        queries = [q.detach().clone() for q in query_params]
+        model(data)
+        for key, before, query in zip(key_params, keys_before, queries):
+            torch.testing.assert_close(key, m * before + (1 - m) * query)
+        with torch.no_grad():  # an optimizer step in between
+            for q in query_params:
+                q.add_(0.5)
+
+
 def test_mgn_needs_a_resnet():
     with pytest.raises(TypeError, match="build_resnet_backbone"):
         build_model(tiny_cfg(**{"MODEL.META_ARCHITECTURE": "MGN"}))

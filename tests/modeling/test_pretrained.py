@@ -36,8 +36,22 @@ def test_pretrain_with_empty_path_warns_and_keeps_random_init(caplog):
     assert model.feat_dim == 512
 
 
-def test_pretrain_false_ignores_the_path(tmp_path):
+def test_pretrain_false_ignores_the_path(tmp_path, caplog):
+    # A missing path is not an error, and an existing one is not read.
     build_backbone(make_cfg(path=tmp_path / "nope.pth", pretrain=False))
+    zeros = {
+        k: torch.zeros_like(v)
+        for k, v in build_backbone(make_cfg(pretrain=False)).state_dict().items()
+    }
+    path = tmp_path / "zeros.pth"
+    torch.save(zeros, path)
+    with caplog.at_level(logging.INFO):
+        model = build_backbone(make_cfg(path=path, pretrain=False))
+    assert str(path) not in caplog.text
+    assert model.conv1.weight.abs().sum() > 0
+    with caplog.at_level(logging.INFO):
+        loaded = build_backbone(make_cfg(path=path, pretrain=True))
+    assert loaded.conv1.weight.abs().sum() == 0  # the same file is read when asked to
 
 
 def test_torchvision_style_checkpoint_loads_and_drops_the_classifier(tmp_path, caplog):
@@ -149,3 +163,24 @@ def test_torchvision_mobilenetv2_weights_give_the_same_features_in_fastreids_lay
     x = torch.randn(1, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference.features(x))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_in_pretrain_file_is_refused_not_run(tmp_path):
+    from fastreid.utils.checkpoint import CheckpointError
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "hook": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"MODEL\.BACKBONE\.PRETRAIN_PATH '.*evil\.pth'"):
+        build_backbone(make_cfg(path=path))
+    assert not marker.exists()

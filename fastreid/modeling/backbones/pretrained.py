@@ -11,6 +11,7 @@ from tabulate import tabulate
 from torch import nn
 
 from fastreid.config import CfgNode
+from fastreid.utils.checkpoint import CheckpointError
 
 __all__ = ["LoadReport", "load_pretrained_weights", "load_backbone_pretrain", "unwrap_state_dict"]
 
@@ -148,9 +149,16 @@ def load_backbone_pretrain(
             f"MODEL.BACKBONE.PRETRAIN_PATH points to '{path}', which does not exist. Give the path "
             "of a local weights file, or set MODEL.BACKBONE.PRETRAIN False."
         )
+    # Only torch's restricted unpickler: a full unpickle of a downloaded file could run code.
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - older checkpoints pickle more than tensors
-        logger.warning("%s is not a plain tensor checkpoint; loading it as a full pickle.", path)
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, ...)
+        raise CheckpointError(
+            f"MODEL.BACKBONE.PRETRAIN_PATH '{path}' cannot be read as plain weights "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). fastreid loads "
+            "only tensors and plain containers, never arbitrary pickled objects. Give a state "
+            "dict saved with torch.save(model.state_dict(), path); if you trust the file's "
+            "origin, convert it once: torch.save(torch.load(path, weights_only=False)"
+            "['state_dict'], new_path)."
+        ) from e
     return load_pretrained_weights(model, state, key_mapper=key_mapper, source=path)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from fastreid.utils import comm
 
-from .utils import gather_with_local_grad
+from .utils import all_gather_with_grad
 
 __all__ = ["pairwise_circleloss"]
 
@@ -41,8 +41,8 @@ def pairwise_circleloss(
 
 def _pair_masks_and_similarity(embedding: torch.Tensor, targets: torch.Tensor):
     """Float masks ``(N, M)`` of positives (self excluded) and negatives, and cosine similarities."""
-    all_embedding = gather_with_local_grad(embedding)
-    all_targets = gather_with_local_grad(targets)
+    all_embedding = all_gather_with_grad(embedding)
+    all_targets = all_gather_with_grad(targets)
     embedding = F.normalize(embedding, dim=1)
     sim = embedding @ F.normalize(all_embedding, dim=1).t()
     same = targets[:, None] == all_targets[None, :]

@@ -7,7 +7,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from .utils import cosine_dist, euclidean_dist, gather_with_local_grad
+from .utils import all_gather_with_grad, cosine_dist, euclidean_dist
 
 __all__ = ["triplet_loss", "hard_example_mining", "weighted_example_mining"]
 
@@ -77,8 +77,8 @@ def triplet_loss(
     Returns:
         scalar loss.
     """
-    all_embedding = gather_with_local_grad(embedding)
-    all_targets = gather_with_local_grad(targets)
+    all_embedding = all_gather_with_grad(embedding)
+    all_targets = all_gather_with_grad(targets)
 
     dist_fn = cosine_dist if norm_feat else euclidean_dist
     dist_mat = dist_fn(embedding, all_embedding)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from fastreid.utils import comm
 
-__all__ = ["euclidean_dist", "cosine_dist", "gather_with_local_grad"]
+__all__ = ["euclidean_dist", "cosine_dist", "all_gather_with_grad"]
 
 
 def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -24,17 +24,33 @@ def cosine_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 2.0 - 2.0 * F.normalize(x, dim=1) @ F.normalize(y, dim=1).t()
 
 
-def gather_with_local_grad(tensor: torch.Tensor) -> torch.Tensor:
+class _AllGatherWithGrad(torch.autograd.Function):
+    """All-gather whose backward returns each rank the summed gradient of its own rows."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rows = tensor.size(0)
+        return comm.all_gather_tensor(tensor.detach())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        start = comm.get_rank() * ctx.rows
+        return comm.all_reduce_sum(grad)[start : start + ctx.rows]
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` ``(N, ...)`` from all ranks along dim 0 in rank order.
 
-    The other ranks' parts are constants; this rank's part is ``tensor`` itself, so the
-    gradient flows to the local inputs. Every rank must pass the same ``N``. In a single
-    process this returns ``tensor``.
+    Gradients flow back to the rank that owns each row, summed over the ranks whose losses
+    used it. With DDP's gradient averaging, a metric loss that mines over the gathered batch
+    then takes exactly the step one process would take on the whole global batch (gathering
+    with the other ranks' rows as constants would drop the gradient that flows through
+    positives and negatives held by other ranks). Every rank must pass the same ``N``.
+    Integer tensors (labels) are gathered without gradient. In a single process this
+    returns ``tensor``.
     """
-    world_size = comm.get_world_size()
-    if world_size == 1:
+    if comm.get_world_size() == 1:
         return tensor
-    gathered = comm.all_gather_tensor(tensor.detach())
-    n = tensor.size(0)
-    rank = comm.get_rank()
-    return torch.cat([gathered[: rank * n], tensor, gathered[(rank + 1) * n :]], dim=0)
+    if not tensor.is_floating_point():
+        return comm.all_gather_tensor(tensor)
+    return _AllGatherWithGrad.apply(tensor)

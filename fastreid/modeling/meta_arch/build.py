@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from fastreid.config import CfgNode
+from fastreid.utils.env import resolve_device
 from fastreid.utils.registry import Registry
 
 __all__ = ["META_ARCH_REGISTRY", "build_model", "compile_backbone", "resolve_device"]
@@ -22,20 +23,6 @@ Registry of meta-architectures (whole models), built as ``MetaArch(cfg)``.
 ``model(batched_inputs)`` returns a dict of named scalar losses in training and the
 features ``(B, D)`` in eval.
 """
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device`` for ``MODEL.DEVICE``; CUDA falls back to the CPU (with a warning) when absent."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(
-            f"MODEL.DEVICE {name!r} is not a device name; use 'cuda', 'cuda:N' or 'cpu'."
-        ) from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        logger.warning("MODEL.DEVICE is %r but CUDA is not available; using the CPU.", name)
-        return torch.device("cpu")
-    return device
 
 
 def build_model(cfg: CfgNode) -> nn.Module:

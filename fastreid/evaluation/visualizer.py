@@ -14,8 +14,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from fastreid.evaluation.distance import as_feature_tensor, pairwise_distance
-from fastreid.evaluation.roc import roc_curve_points
+from .distance import as_feature_tensor, pairwise_distance
+from .protocol import market1501_keep
+from .roc import roc_curve_points
 
 __all__ = [
     "pair_distances",
@@ -66,7 +67,7 @@ def rank_lists(
     """Top-k gallery entries of the given queries under the Market-1501 rule.
 
     Returns, per query, (gallery indices (k,), distances (k,), is_true_match (k,) bool);
-    same-identity same-camera and junk (pid -1) gallery entries are skipped.
+    pairs :func:`~fastreid.evaluation.protocol.market1501_keep` drops are skipped.
     """
     query = as_feature_tensor(query_features, "query_features")
     gallery = as_feature_tensor(gallery_features, "gallery_features")
@@ -75,7 +76,7 @@ def rank_lists(
     out = []
     for i in query_indices:
         dist = pairwise_distance(query[i : i + 1], gallery, metric)[0].numpy()
-        removed = ((g_pids == q_pids[i]) & (g_camids == q_camids[i])) | (g_pids < 0)
+        removed = ~market1501_keep(q_pids[i], q_camids[i], g_pids, g_camids)
         dist = np.where(removed, np.inf, dist)
         order = np.argsort(dist, kind="stable")[: min(topk, int((~removed).sum()))]
         out.append((order, dist[order], g_pids[order] == q_pids[i]))
@@ -204,7 +205,9 @@ def pair_distances(
         end = min(start + chunk_size, len(query))
         dist = pairwise_distance(query[start:end], gallery, metric)
         same = q_pids[start:end, None] == g_pids[None, :]
-        kept = ~(same & (q_cams[start:end, None] == g_cams[None, :])) & (g_pids >= 0)[None, :]
+        kept = market1501_keep(
+            q_pids[start:end, None], q_cams[start:end, None], g_pids[None, :], g_cams[None, :]
+        )
         positives.append(dist[same & kept])
         sampled = torch.rand(dist.shape, generator=generator) < share
         negatives.append(dist[~same & kept & sampled])

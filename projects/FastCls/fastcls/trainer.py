@@ -1,0 +1,156 @@
+"""ClsTrainer: DefaultTrainer with class-labelled datasets, idx2class.json and ClsEvaluator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, List, Optional, Tuple
+
+from fastreid.config import CfgNode
+from fastreid.data import build_reid_test_loader, build_reid_train_loader
+from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
+from fastreid.data.transforms import build_transforms
+from fastreid.engine import DefaultTrainer
+from fastreid.utils import comm
+from fastreid.utils.file_io import atomic_write_text
+
+from .data import ClsDataset
+from .evaluator import ClsEvaluator
+
+__all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
+
+logger = logging.getLogger("fastreid")
+
+IDX2CLASS_FILE = "idx2class.json"
+
+
+def save_idx2class(class_names: List[str], folder: str) -> str:
+    """Write ``{"0": name0, "1": name1, ...}`` (FastReID's idx2class.json) into ``folder``."""
+    path = os.path.join(folder, IDX2CLASS_FILE)
+    os.makedirs(folder, exist_ok=True)
+    text = json.dumps({str(i): n for i, n in enumerate(class_names)}, indent=1, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
+    return path
+
+
+def load_idx2class(path: str) -> List[str]:
+    """Class names by index from an idx2class.json (a file, or the folder holding it)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, IDX2CLASS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            mapping = json.load(f)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"Cannot read {path}: {e.strerror or e}. Training writes idx2class.json next to the "
+            "checkpoints; keep it beside the model you load."
+        ) from e
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is not valid JSON ({e}); re-copy it from the training run."
+        ) from None
+    try:
+        indices = sorted(int(k) for k in mapping)
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError(f'{path} must map class indices to names, e.g. {{"0": "ants"}}.') from None
+    if indices != list(range(len(indices))):
+        raise ValueError(f"{path} must have the indices 0..{len(indices) - 1}, got {indices[:10]}.")
+    return [str(mapping[str(i)] if str(i) in mapping else mapping[i]) for i in indices]
+
+
+def _class_names_of(datasets: List[Any], items: List[tuple]) -> List[str]:
+    if len(datasets) == 1 and getattr(datasets[0], "classes", None):
+        return list(datasets[0].classes)  # the dataset's own label order (Fashion-MNIST's)
+    return sorted({str(item[1]) for item in items})
+
+
+class ClsTrainer(DefaultTrainer):
+    """Image classification: ``DATASETS.NAMES`` give the training split (items
+    ``(path, class_name, camid)``), ``DATASETS.TESTS`` the test split (``test_items()``).
+    ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (the core's default is re-ID's).
+
+    The class order (:attr:`class_names`) is fixed by the training set and written to
+    ``OUTPUT_DIR/idx2class.json``; evaluation without training reads it from the folder of
+    ``MODEL.WEIGHTS`` (or OUTPUT_DIR).
+    """
+
+    class_names: Optional[List[str]] = None
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Any:
+        root = resolve_datasets_root(cfg.DATASETS.ROOT)
+        datasets = [
+            DATASET_REGISTRY.get(name)(root=root, verbose=comm.is_main_process())
+            for name in cfg.DATASETS.NAMES
+        ]
+        items = [item for dataset in datasets for item in dataset.train]
+        train_set = ClsDataset(
+            items,
+            build_transforms(cfg, is_train=True, to_float=False),
+            _class_names_of(datasets, items),
+            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+        )
+        cls.class_names = train_set.class_names
+        return build_reid_train_loader(cfg, train_set=train_set)
+
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        cfg = super().auto_scale_hyperparams(cfg, num_classes)
+        if comm.is_main_process() and cfg.OUTPUT_DIR and cls.class_names:
+            path = save_idx2class(cls.class_names, cfg.OUTPUT_DIR)
+            logger.info(f"Class names saved to {path}")
+        return cfg
+
+    @classmethod
+    def resolve_class_names(cls, cfg: CfgNode) -> List[str]:
+        """The training class order: from this process's training set, else idx2class.json
+        next to MODEL.WEIGHTS, else in OUTPUT_DIR."""
+        if cls.class_names:
+            return list(cls.class_names)
+        folders = [os.path.dirname(cfg.MODEL.WEIGHTS)] if cfg.MODEL.WEIGHTS else []
+        folders += [cfg.OUTPUT_DIR] if cfg.OUTPUT_DIR else []
+        for folder in folders:
+            if os.path.isfile(os.path.join(folder or ".", IDX2CLASS_FILE)):
+                return load_idx2class(os.path.join(folder or ".", IDX2CLASS_FILE))
+        raise FileNotFoundError(
+            f"No {IDX2CLASS_FILE} in {' or '.join(repr(f) for f in folders) or 'any folder'}: "
+            "evaluation needs the class order of training. Keep the idx2class.json training "
+            "wrote next to the checkpoint you pass as MODEL.WEIGHTS."
+        )
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
+        dataset = DATASET_REGISTRY.get(dataset_name)(
+            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
+        )
+        items, _ = dataset.test_items()
+        test_set = ClsDataset(
+            items,
+            build_transforms(cfg, is_train=False, to_float=False),
+            cls.resolve_class_names(cfg),
+            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+        )
+        test_set.source, test_set.dataset_name = dataset, dataset_name
+        return build_reid_test_loader(
+            test_set=test_set,
+            test_batch_size=cfg.TEST.IMS_PER_BATCH,
+            num_query=len(test_set),
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+
+    @classmethod
+    def build_evaluator(
+        cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
+    ) -> Tuple[Any, Any]:
+        if cfg.TEST.EVALUATOR != "ReidEvaluator":  # a user's choice wins
+            return super().build_evaluator(cfg, dataset_name, output_dir)
+        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+        evaluator = ClsEvaluator.from_test_set(
+            cfg,
+            test_set=data_loader.dataset,
+            num_query=num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+        )
+        return data_loader, evaluator

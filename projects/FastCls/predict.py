@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Print the top-k classes, with their names and probabilities, for images or folders.
+
+    python projects/FastCls/predict.py --model projects/FastCls/logs/fmnist_small_resnet \
+        --input shirt.png more_images/ --topk 3
+
+``--model`` is a training output folder (or one of its checkpoints): its config.yaml builds
+the network and its idx2class.json names the classes. Folders are searched recursively.
+Bad input ends with one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, List, Sequence, Tuple
+
+import torch
+
+import projects.FastCls.fastcls  # noqa: F401  (registers the project's backbone and datasets)
+from fastreid.data.data_utils import read_image
+from fastreid.data.transforms import build_transforms
+from fastreid.predictor import load_model
+from fastreid.utils.errors import exit_on_bad_input
+from projects.FastCls.fastcls.datasets import IMAGE_EXTENSIONS
+from projects.FastCls.fastcls.trainer import load_idx2class
+
+
+def collect_images(inputs: Sequence[str]) -> List[str]:
+    """Image files named in ``inputs``, folders expanded recursively in sorted order."""
+    paths: List[str] = []
+    for entry in inputs:
+        if os.path.isdir(entry):
+            found = sorted(
+                str(p) for p in Path(entry).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                raise FileNotFoundError(
+                    f"Folder {entry} holds no image ({', '.join(IMAGE_EXTENSIONS)})."
+                )
+            paths.extend(found)
+        elif os.path.isfile(entry):
+            paths.append(entry)
+        else:
+            raise FileNotFoundError(f"--input {entry} is neither an image file nor a folder.")
+    return paths
+
+
+def predict(
+    model: torch.nn.Module, paths: Sequence[str], topk: int = 5, batch_size: int = 64
+) -> Iterable[Tuple[str, List[Tuple[int, float]]]]:
+    """Yield ``(path, [(class index, probability), ...])`` with the ``topk`` best classes."""
+    transform = build_transforms(model.cfg, is_train=False, to_float=True)
+    device = next(model.parameters()).device
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images = torch.stack([transform(read_image(p)) for p in chunk]).to(device)
+        with torch.no_grad():
+            probs = model({"images": images}).float().softmax(dim=1)
+        k = min(topk, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        for path, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
+            yield path, list(zip(idxs, vals))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", required=True, help="training output folder or checkpoint (.pth)"
+    )
+    parser.add_argument("--input", nargs="+", required=True, help="image files and/or folders")
+    parser.add_argument("--topk", type=int, default=5, help="classes to print per image")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: MODEL.DEVICE)")
+    parser.add_argument(
+        "--opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE overrides"
+    )
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        raise ValueError(f"--topk must be at least 1, got {args.topk}.")
+    folder = args.model if os.path.isdir(args.model) else os.path.dirname(args.model) or "."
+    names = load_idx2class(folder)
+    paths = collect_images(args.input)
+    model = load_model(args.model, opts=args.opts, device=args.device)
+    for path, best in predict(model, paths, args.topk):
+        ranked = "  ".join(
+            f"{rank}. {names[i] if i < len(names) else i} ({p * 100:.2f}%)"
+            for rank, (i, p) in enumerate(best, start=1)
+        )
+        print(f"{path}\t{ranked}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_on_bad_input(main))

@@ -1,0 +1,117 @@
+"""FastCls end to end on a tiny Fashion-MNIST: train, idx2class.json, eval-only, predict.py."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastreid.engine import default_argument_parser
+from fastreid.engine.cli import main
+from projects.FastCls import predict
+from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsTrainer, read_idx
+
+from .fastcls_fixtures import make_fashion_mnist
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "fashion_mnist_small_resnet.yml")
+
+
+def _args(tmp_path, output, *extra):
+    return default_argument_parser().parse_args(
+        [
+            "--config-file",
+            CONFIG,
+            *extra,
+            "DATASETS.ROOT",
+            str(tmp_path / "data"),
+            "OUTPUT_DIR",
+            str(output),
+            "SOLVER.MAX_EPOCH",
+            "1",
+            "SOLVER.IMS_PER_BATCH",
+            "20",
+            "SOLVER.WARMUP_ITERS",
+            "0",
+            "SOLVER.AMP.ENABLED",
+            "False",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "TEST.IMS_PER_BATCH",
+            "16",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("fastcls")
+    make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=6, test_per_class=2)
+    ClsTrainer.class_names = None
+    results = main(_args(tmp_path, tmp_path / "run"), trainer_cls=ClsTrainer)
+    return tmp_path, results
+
+
+def test_training_saves_idx2class_next_to_checkpoints(trained):
+    tmp_path, results = trained
+    run = tmp_path / "run"
+    assert (run / "model_final.pth").is_file()
+    mapping = json.loads((run / "idx2class.json").read_text())
+    assert mapping == {str(i): name for i, name in enumerate(FASHION_MNIST_CLASSES)}
+    assert set(results) >= {"Top-1", "Top-5", "metric"}
+    assert (run / "FashionMNIST_confusion_matrix.png").is_file()
+
+
+def test_eval_only_reads_idx2class_from_the_weights_folder(trained):
+    tmp_path, results = trained
+    ClsTrainer.class_names = None  # a fresh process knows nothing of the training run
+    weights = tmp_path / "run" / "model_final.pth"
+    again = main(
+        _args(tmp_path, tmp_path / "eval", "--eval-only", "MODEL.WEIGHTS", str(weights)),
+        trainer_cls=ClsTrainer,
+    )
+    assert again["Top-1"] == pytest.approx(results["Top-1"])
+
+
+def test_eval_only_without_idx2class_is_one_clear_error(trained, tmp_path):
+    run_dir = trained[0] / "run"
+    lonely = tmp_path / "model.pth"
+    lonely.write_bytes((run_dir / "model_final.pth").read_bytes())
+    ClsTrainer.class_names = None
+    with pytest.raises(FileNotFoundError, match="idx2class.json"):
+        main(
+            _args(trained[0], tmp_path / "eval", "--eval-only", "MODEL.WEIGHTS", str(lonely)),
+            trainer_cls=ClsTrainer,
+        )
+
+
+def test_predict_prints_top_k_class_names(trained, tmp_path, capsys):
+    data = trained[0] / "data" / "fashion-mnist"
+    images = read_idx(str(data / "t10k-images-idx3-ubyte"))
+    folder = tmp_path / "images" / "nested"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(images[i]).save(folder / f"{i}.png")
+    assert (
+        predict.main(
+            ["--model", str(trained[0] / "run"), "--input", str(tmp_path / "images"), "--topk", "2"]
+        )
+        == 0
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 3
+    for line in lines:
+        path, ranked = line.split("\t")
+        assert path.endswith(".png") and "1. " in ranked and "2. " in ranked
+        names = [part.split(". ", 1)[1].rsplit(" (", 1)[0] for part in ranked.split("  ")]
+        assert all(n in FASHION_MNIST_CLASSES for n in names)
+        probs = [float(part.rsplit("(", 1)[1].rstrip("%)")) for part in ranked.split("  ")]
+        assert probs[0] >= probs[1] and 0 < sum(probs) <= 100.001
+    assert np.isfinite(probs).all()
+
+
+def test_predict_on_a_missing_input_is_one_clear_error(trained):
+    with pytest.raises(FileNotFoundError, match="neither an image file nor a folder"):
+        predict.main(["--model", str(trained[0] / "run"), "--input", "/nonexistent/x.png"])

@@ -1,0 +1,1 @@
+"""FastRetri: fine-grained image retrieval on the fastreid core."""

@@ -1,0 +1,38 @@
+"""FastRetri: fine-grained image retrieval (CUB, Cars196, SOP, In-Shop, zero-shot Fashion-MNIST).
+
+Importing this package registers its datasets and ``RetriEvaluator`` (and, through FastCls,
+the Fashion-MNIST reader and ``build_small_resnet_backbone``).
+"""
+
+import projects.FastCls.fastcls  # noqa: F401  (registers the small ResNet and Fashion-MNIST)
+
+from .config import add_retri_config
+from .datasets import (
+    CUB,
+    SOP,
+    Cars196,
+    FashionMNISTZeroShot,
+    InShop,
+    ListFileError,
+    RetrievalListDataset,
+    read_list_file,
+)
+from .evaluator import RetriEvaluator
+from .metrics import nearest_neighbors, retrieval_metrics
+from .trainer import RetriTrainer
+
+__all__ = [
+    "CUB",
+    "SOP",
+    "Cars196",
+    "FashionMNISTZeroShot",
+    "InShop",
+    "ListFileError",
+    "RetriEvaluator",
+    "RetriTrainer",
+    "RetrievalListDataset",
+    "add_retri_config",
+    "nearest_neighbors",
+    "read_list_file",
+    "retrieval_metrics",
+]

@@ -1,0 +1,20 @@
+"""FastRetri's config keys (FastReID's ``add_retri_config`` plus the search backend)."""
+
+from __future__ import annotations
+
+from fastreid.config import CfgNode
+
+__all__ = ["add_retri_config"]
+
+
+def add_retri_config(cfg: CfgNode) -> CfgNode:
+    """Add ``TEST.RECALLS`` and ``TEST.RETRIEVAL_BACKEND`` to ``cfg`` (call before merging a file)."""
+    frozen = cfg.is_frozen()
+    cfg.defrost()
+    # Recall@K is reported for each K; the first one is the model-selection metric.
+    cfg.TEST.RECALLS = [1, 2, 4, 8, 16, 32]
+    # Nearest-neighbour search: auto (faiss when installed, else torch), faiss or torch.
+    cfg.TEST.RETRIEVAL_BACKEND = "auto"
+    if frozen:
+        cfg.freeze()
+    return cfg

@@ -1,0 +1,113 @@
+"""RetriEvaluator: Recall@K for TEST.RECALLS and MAP@R, query-gallery or self-retrieval."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from fastreid.config import configurable
+from fastreid.evaluation import EVALUATOR_REGISTRY, DatasetEvaluator
+from fastreid.utils import comm
+
+from .metrics import retrieval_metrics
+
+__all__ = ["RetriEvaluator"]
+
+logger = logging.getLogger("fastreid.projects.fastretri")  # under fastreid: reaches log.txt
+
+
+@EVALUATOR_REGISTRY.register()
+class RetriEvaluator(DatasetEvaluator):
+    """Image retrieval by cosine similarity of the model's features.
+
+    The first ``num_query`` images are queries, the rest the gallery; when every image is a
+    query (CUB, Cars196, SOP: the test split alone) each image is searched against all the
+    others (itself excluded by index). Results (percent): ``Recall@K`` for each K of
+    ``recalls``, ``MAP@R``, and ``metric`` = Recall@recalls[0]. Features are gathered from
+    every process; other processes return an empty dict.
+
+    Two doors: ``RetriEvaluator(num_query, recalls=(1, 2, 4, 8))`` and
+    ``RetriEvaluator(cfg, num_query, output_dir)`` (TEST.RECALLS, TEST.RETRIEVAL_BACKEND).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        num_query: int,
+        output_dir: Optional[str] = None,
+        *,
+        recalls: Sequence[int] = (1, 2, 4, 8, 16, 32),
+        backend: str = "auto",
+        chunk_size: int = 256,
+    ) -> None:
+        if not recalls:
+            raise ValueError("TEST.RECALLS is empty; give at least one K, e.g. [1, 2, 4, 8].")
+        self.num_query = int(num_query)
+        self.output_dir = output_dir
+        self.recalls = [int(k) for k in recalls]
+        self.backend = backend
+        self.chunk_size = int(chunk_size)
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, num_query: int, output_dir: Optional[str] = None) -> Dict:
+        test = cfg.TEST
+        if "RECALLS" not in test:
+            raise KeyError(
+                "TEST.RECALLS is not in the config: call "
+                "projects.FastRetri.fastretri.add_retri_config(cfg) before merging the file."
+            )
+        return {
+            "num_query": num_query,
+            "output_dir": output_dir,
+            "recalls": list(test.RECALLS),
+            "backend": test.get("RETRIEVAL_BACKEND", "auto"),
+            "chunk_size": test.CHUNK_SIZE,
+        }
+
+    def reset(self) -> None:
+        self._features: List[torch.Tensor] = []
+        self._labels: List[torch.Tensor] = []
+
+    def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
+        """Keep the batch's features (B, D) and ``targets`` (B,)."""
+        if "targets" not in inputs:
+            raise KeyError(f"RetriEvaluator needs 'targets' in each batch; got {sorted(inputs)}.")
+        self._features.append(outputs.detach().float().cpu())
+        self._labels.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
+
+    def evaluate(self) -> OrderedDict[str, float]:
+        features, labels = self._features, self._labels
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            gathered = comm.gather((features, labels), dst=0)
+            if not comm.is_main_process():
+                return OrderedDict()
+            features = [f for rank in gathered for f in rank[0]]
+            labels = [t for rank in gathered for t in rank[1]]
+        if not features:
+            raise RuntimeError("RetriEvaluator.evaluate() called before any process() call.")
+        feats, labs = torch.cat(features), torch.cat(labels)
+        if self.num_query < 1 or self.num_query > len(feats):
+            raise ValueError(f"num_query={self.num_query} but {len(feats)} images were evaluated.")
+        if self.num_query == len(feats):
+            args = (feats, labs, None, None)
+        else:
+            q = self.num_query
+            args = (feats[:q], labs[:q], feats[q:], labs[q:])
+        metrics, no_match = retrieval_metrics(
+            *args, recalls=self.recalls, chunk_size=self.chunk_size, backend=self.backend
+        )
+        if no_match:
+            logger.info(
+                "%d of %d queries have no relevant gallery image (counted as misses in Recall@K, "
+                "left out of MAP@R).",
+                no_match,
+                self.num_query,
+            )
+        results: OrderedDict[str, float] = OrderedDict(metrics)
+        results["metric"] = metrics[f"Recall@{self.recalls[0]}"]
+        return results
