@@ -115,11 +115,8 @@ def load_teacher(
     Raises ``FileNotFoundError`` for a missing file, ``ValueError`` when the checkpoint does not
     fill the teacher's weights or its class count differs from ``num_classes``.
     """
-    from fastreid.utils.checkpoint import (
-        Checkpointer,
-        load_checkpoint_file,
-        num_classes_in_checkpoint,
-    )
+    from fastreid.modeling.compat import num_classes_in_checkpoint
+    from fastreid.utils.checkpoint import Checkpointer, load_checkpoint_file
 
     from .build import build_model
 
