@@ -14,6 +14,10 @@ from yacs.config import _check_and_coerce_cfg_value_type
 
 BASE_KEY = "_BASE_"
 
+# Keys that older FastReID recipes still write, and the key that replaced each. Their value
+# is moved to the new key (FastReID's FastDistill Base-kd.yml still sets SOLVER.FP16_ENABLED).
+RENAMED_KEYS = {"SOLVER.FP16_ENABLED": "SOLVER.AMP.ENABLED"}
+
 
 class ConfigKeyError(KeyError):
     """A config key that does not exist; the message names the closest valid keys."""
@@ -81,6 +85,7 @@ class CfgNode(_CfgNode):
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
         loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+        _apply_renamed_keys(loaded)
         self._check_keys(loaded, source=f"config file '{cfg_filename}'")
         self._coerce_numbers(loaded)
         self._check_types(loaded, source=f"config file '{cfg_filename}'")
@@ -95,10 +100,11 @@ class CfgNode(_CfgNode):
             )
         pairs = []
         for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
-            key = str(key)
+            key = RENAMED_KEYS.get(str(key), str(key))
             self._check_full_key(key, source="command-line override")
             value = _CfgNode._decode_cfg_value(value)
             value = _int_to_float(value, self._value_at(key))
+            value = _str_to_list(value, self._value_at(key))
             self._check_value_type(key, value, source="command-line override")
             pairs += [key, value]
         super().merge_from_list(pairs)
@@ -176,13 +182,15 @@ class CfgNode(_CfgNode):
         return node
 
     def _coerce_numbers(self, loaded: Dict[str, Any], prefix: str = "") -> None:
-        """Let YAML write ``1`` where the default is the float ``1.0`` (yacs would refuse)."""
+        """Let YAML write ``1`` where the default is the float ``1.0``, and a single string
+        where the default is a list (FastReID's ``KD.MODEL_CONFIG: path``); yacs refuses both."""
         for k, v in loaded.items():
             full = f"{prefix}{k}"
             if isinstance(v, dict):
                 self._coerce_numbers(v, prefix=full + ".")
             else:
-                loaded[k] = _int_to_float(v, self._value_at(full))
+                default = self._value_at(full)
+                loaded[k] = _str_to_list(_int_to_float(v, default), default)
 
     def _node_at(self, prefix: str) -> _CfgNode:
         node: _CfgNode = self
@@ -202,6 +210,31 @@ def _int_to_float(value: Any, default: Any) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _str_to_list(value: Any, default: Any) -> Any:
+    """A plain string given for a list-valued key becomes a one-element list."""
+    if isinstance(default, (list, tuple)) and isinstance(value, str):
+        decoded = _CfgNode._decode_cfg_value(value)
+        return decoded if isinstance(decoded, (list, tuple)) else [value]
+    return value
+
+
+def _apply_renamed_keys(loaded: Dict[str, Any]) -> None:
+    """Move the values of :data:`RENAMED_KEYS` in a loaded YAML dict to their new keys."""
+    for old, new in RENAMED_KEYS.items():
+        *old_path, old_leaf = old.split(".")
+        node = loaded
+        for part in old_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        *new_path, new_leaf = new.split(".")
+        target = loaded
+        for part in new_path:
+            target = target.setdefault(part, {})
+        target[new_leaf] = value
 
 
 def _merge_dict_into(src: Dict[str, Any], dst: Dict[str, Any]) -> None:

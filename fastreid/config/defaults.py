@@ -178,6 +178,16 @@ _C.KD.EMA = CN()
 _C.KD.EMA.ENABLED = False
 # EMA momentum.
 _C.KD.EMA.MOMENTUM = 0.999
+# Softmax temperature of the logit distillation (FastReID hard-codes 16).
+_C.KD.TEMPERATURE = 16.0
+# Weight of the logit distillation loss (loss_jsdiv / loss_js / loss_kl).
+_C.KD.LOSS_WEIGHT = 1.0
+# Logit divergence: symmetric_kl (FastReID's "JS-div"), js (true Jensen-Shannon) or kl (Hinton).
+_C.KD.DIVERGENCE = "symmetric_kl"
+# Teacher BN mode in training: eval (frozen statistics) or train (batch statistics, FastReID's).
+_C.KD.TEACHER_MODE = "eval"
+# Weight of DistillerOverhaul's feature loss (loss_overhaul).
+_C.KD.OVERHAUL_WEIGHT = 1.0
 
 # ---------------------------------------------------------------------------- #
 # INPUT

@@ -3,6 +3,7 @@
 from .circle_loss import pairwise_circleloss
 from .cosface_loss import pairwise_cosface
 from .cross_entropy_loss import cross_entropy_loss
+from .distill_loss import logit_distillation_loss, overhaul_distillation_loss
 from .focal_loss import focal_loss
 from .triplet_loss import triplet_loss
 from .utils import cosine_dist, euclidean_dist
@@ -13,6 +14,8 @@ __all__ = [
     "pairwise_circleloss",
     "pairwise_cosface",
     "focal_loss",
+    "logit_distillation_loss",
+    "overhaul_distillation_loss",
     "euclidean_dist",
     "cosine_dist",
 ]

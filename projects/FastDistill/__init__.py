@@ -1,0 +1,1 @@
+"""FastDistill: logit (symmetric KL) and feature ("overhaul") distillation for re-ID."""

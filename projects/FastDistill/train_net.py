@@ -1,0 +1,23 @@
+#!/usr/bin/env python
+"""FastDistill's command line: train a teacher, then a student distilled from it.
+
+    python3 projects/FastDistill/train_net.py --config-file projects/FastDistill/configs/sbs_r101ibn.yml --num-gpus 4
+    python3 projects/FastDistill/train_net.py --config-file projects/FastDistill/configs/kd-sbs_r101ibn-sbs_r34.yml \
+      --num-gpus 4 MODEL.META_ARCHITECTURE Distiller \
+      KD.MODEL_CONFIG projects/FastDistill/logs/dukemtmc/r101_ibn/config.yaml \
+      KD.MODEL_WEIGHTS projects/FastDistill/logs/dukemtmc/r101_ibn/model_best.pth
+    python3 projects/FastDistill/train_net.py --config-file X --eval-only MODEL.WEIGHTS student.pth
+
+The distillation meta-architectures are core ones (``Distiller``, ``DistillerOverhaul``); this
+script only imports the project package so that ``build_resnet_backbone_distill`` is
+registered, and otherwise is the core trainer (same options as ``tools/train_net.py``).
+"""
+
+import projects.FastDistill.fastdistill  # noqa: F401 - registers build_resnet_backbone_distill
+from fastreid.engine import default_argument_parser
+from fastreid.engine.cli import run
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    run(args)
