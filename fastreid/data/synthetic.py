@@ -12,6 +12,7 @@ Output (``<root>/SyntheticReID/``)::
     query/               one image per (test identity, camera)
     bounding_box_test/   the rest, plus distractors (0000_...) and junk (-1_...)
     attributes.json      {"attribute_names": [...], "identities": {"0001": {"hat": 0, ...}}}
+    market_attribute.mat the same labels in Market1501-attribute form (see below)
 
 Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --seed 0``.
 """
@@ -19,6 +20,7 @@ Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --s
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -109,6 +111,62 @@ class Identity:
             values[f"upper_{c}"] = self.upper == i
             values[f"lower_{c}"] = self.lower == i
         return {name: int(values[name]) for name in ATTRIBUTE_NAMES}
+
+
+# Market1501-attribute field of each generated attribute, and the value that field takes when
+# the attribute is present (Market codes binary fields as 1 = no, 2 = yes; for ``hair``, ``up``,
+# ``down`` and ``clothes`` the two values mean short/long hair, long/short sleeves, long/short
+# lower-body clothing and dress/pants). Colors and patterns Market lacks keep Market's naming.
+MARKET_FIELDS: Dict[str, Tuple[str, int]] = {
+    "hat": ("hat", 2),
+    "backpack": ("backpack", 2),
+    "handbag": ("handbag", 2),
+    "long_hair": ("hair", 2),
+    "short_sleeve": ("up", 2),
+    "lower_short": ("down", 2),
+    "skirt": ("clothes", 1),
+    "upper_striped": ("upstriped", 2),
+    "upper_checked": ("upchecked", 2),
+    "logo": ("logo", 2),
+    **{f"upper_{c}": (f"up{c}", 2) for c in COLOR_NAMES},
+    **{f"lower_{c}": (f"down{c}", 2) for c in COLOR_NAMES},
+}
+MARKET_ATTRIBUTE_FILE = "market_attribute.mat"
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fastreid.data.synthetic"
+_MAT_HEADER_BYTES = 116
+
+
+def write_market_attribute_mat(
+    path: str, attributes: Dict[int, Dict[str, int]], train_pids: List[int], test_pids: List[int]
+) -> None:
+    """Write per-identity attributes as Market1501-attribute's ``market_attribute.mat``.
+
+    The file holds a struct ``market_attribute`` with ``train`` and ``test`` structs; each has
+    one 1 x n row per attribute field (values 1/2, see :data:`MARKET_FIELDS`) and
+    ``image_index``, the zero-padded identity of each column.
+    """
+    from scipy.io import savemat
+
+    def split(pids: List[int]) -> Dict[str, np.ndarray]:
+        fields: Dict[str, np.ndarray] = {}
+        for name, (field, present) in MARKET_FIELDS.items():
+            absent = 3 - present
+            fields[field] = np.array(
+                [[present if attributes[p][name] else absent for p in pids]], dtype=np.float64
+            )
+        index = np.empty((1, len(pids)), dtype=object)
+        index[0, :] = [f"{p:04d}" for p in pids]
+        fields["image_index"] = index
+        return fields
+
+    buffer = io.BytesIO()
+    savemat(buffer, {"market_attribute": {"train": split(train_pids), "test": split(test_pids)}})
+    data = bytearray(buffer.getvalue())
+    # savemat stamps the time into the 116-byte header text; a fixed text keeps the file the
+    # same for the same seed.
+    data[:_MAT_HEADER_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_BYTES, b" ")
+    with open(path, "wb") as f:
+        f.write(bytes(data))
 
 
 @dataclass
@@ -475,6 +533,13 @@ def generate_synthetic_dataset(
             "attribute_names": ATTRIBUTE_NAMES,
             "identities": {f"{pid:04d}": people[pid].attributes() for pid in range(1, num_ids + 1)},
         }
+        write_market_attribute_mat(
+            os.path.join(work_dir, MARKET_ATTRIBUTE_FILE),
+            {pid: people[pid].attributes() for pid in range(1, num_ids + 1)},
+            train_pids=list(range(1, num_train_ids + 1)),
+            test_pids=list(range(num_train_ids + 1, num_ids + 1)),
+        )
+        # Written last: its presence marks a complete dataset.
         with open(os.path.join(work_dir, ATTRIBUTES_FILE), "w") as f:
             json.dump(attributes, f, indent=1)
         if os.path.exists(final_dir):
@@ -496,7 +561,8 @@ def ensure_synthetic_dataset(root: Optional[str] = None, **sizes) -> str:
     """
     root = resolve_datasets_root(root)
     path = os.path.join(root, DATASET_FOLDER)
-    if os.path.exists(os.path.join(path, ATTRIBUTES_FILE)):
+    complete = [os.path.join(path, name) for name in (ATTRIBUTES_FILE, MARKET_ATTRIBUTE_FILE)]
+    if all(os.path.exists(p) for p in complete):
         return path
     start = time.perf_counter()
     generate_synthetic_dataset(root, **sizes)

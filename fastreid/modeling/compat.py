@@ -12,7 +12,10 @@ checkpoint key                              fastreid key
 ``<head>.cls_layer.weight``                 ``<head>.weight``
 ``<head>.bnneck.<x>``                       ``<head>.bottleneck.0.<x>``; ``<head>.bottleneck.1.<x>``
                                             when the checkpoint has a 1x1 reduction conv
-                                            ``<head>.bottleneck.0.weight``
+                                            ``<head>.bottleneck.0.weight``; kept as is when
+                                            the checkpoint already has that neck BN under
+                                            ``bottleneck`` (FastAttr's ``bnneck`` is a
+                                            second BN, on the logits)
 ``pixel_mean``, ``pixel_std``               dropped: normalisation comes from
                                             MODEL.PIXEL_MEAN / PIXEL_STD (as in FastReID v1.x)
 ==========================================  ================================================
@@ -68,7 +71,11 @@ def map_fastreid_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, torch.Te
             head = match.group("head")
             conv = stripped.get(f"{head}.bottleneck.0.weight")
             has_reduction = isinstance(conv, torch.Tensor) and conv.dim() == 4
-            key = f"{head}.bottleneck.{1 if has_reduction else 0}.{match.group('rest')}"
+            neck = f"{head}.bottleneck.{1 if has_reduction else 0}."
+            # A neck already named ``bottleneck`` means ``bnneck`` is another layer (FastAttr's
+            # BatchNorm on the logits): mapping it would overwrite the neck.
+            if not any(k.startswith(neck) for k in stripped):
+                key = neck + match.group("rest")
         else:
             for pattern, replacement in FASTREID_KEY_MAPPING:
                 key = re.sub(pattern, replacement, key)

@@ -111,3 +111,28 @@ def test_command_line_writes_requested_size(tmp_path, capsys):
     query = os.listdir(tmp_path / "SyntheticReID" / "query")
     assert len({n[:4] for n in query}) == 2  # half of the ids are test ids
     assert "Wrote" in capsys.readouterr().out
+
+
+def test_market_attribute_mat_holds_the_same_labels(tiny_synthetic):
+    from scipy.io import loadmat
+
+    folder = os.path.join(tiny_synthetic, "SyntheticReID")
+    with open(os.path.join(folder, "attributes.json")) as f:
+        table = json.load(f)["identities"]
+    mat = loadmat(os.path.join(folder, "market_attribute.mat"))["market_attribute"][0, 0]
+    seen = []
+    for split in ("train", "test"):
+        part = mat[split][0, 0]
+        pids = [str(cell[0]) for cell in part["image_index"][0]]
+        seen += pids
+        for column, pid in enumerate(pids):
+            labels = table[pid]
+            # Market codes: 1 = no, 2 = yes; "clothes" is 1 = dress (our skirt), 2 = pants.
+            assert part["hat"][0, column] == 1 + labels["hat"]
+            assert part["hair"][0, column] == 1 + labels["long_hair"]
+            assert part["up"][0, column] == 1 + labels["short_sleeve"]
+            assert part["clothes"][0, column] == 2 - labels["skirt"]
+            assert part["upred"][0, column] == 1 + labels["upper_red"]
+            assert part["downbrown"][0, column] == 1 + labels["lower_brown"]
+    assert sorted(seen) == sorted(table)  # every identity once, train ids before test ids
+    assert seen[: len(seen) // 2] == sorted(seen)[: len(seen) // 2]

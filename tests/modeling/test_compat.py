@@ -199,6 +199,20 @@ def test_old_bnneck_after_reduction_maps_to_index_1():
     ]
 
 
+def test_bnneck_beside_a_named_neck_is_another_layer():
+    # FastAttr: the BNNeck is heads.bottleneck.0, heads.bnneck the BatchNorm on the logits.
+    sd = {
+        "heads.bottleneck.0.weight": torch.ones(8),
+        "heads.bottleneck.0.running_mean": torch.zeros(8),
+        "heads.bnneck.weight": torch.full((3,), 2.0),
+        "heads.bnneck.running_mean": torch.ones(3),
+        "heads.weight": torch.zeros(3, 8),
+    }
+    mapped = map_fastreid_state_dict(sd)
+    assert list(mapped) == list(sd)
+    assert torch.equal(mapped["heads.bottleneck.0.weight"], torch.ones(8))
+
+
 def test_current_names_pass_through_unchanged():
     sd = {"backbone.layer1.0.bn1.weight": torch.ones(1), "heads.weight": torch.ones(1)}
     assert list(map_fastreid_state_dict(sd)) == list(sd)

@@ -1,0 +1,1 @@
+"""FastAttr: pedestrian attribute recognition (multi-label) on the fastreid core."""

@@ -1,0 +1,89 @@
+"""AttrTrainer: DefaultTrainer with attribute data, the positive ratios and AttrEvaluator."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, List
+
+from fastreid.config import CfgNode
+from fastreid.data import build_reid_train_loader
+from fastreid.data.common import CommDataset
+from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
+from fastreid.data.transforms import build_transforms
+from fastreid.engine import DefaultTrainer
+from fastreid.utils import comm
+
+from .datasets import AttrDataset, check_same_attributes, positive_ratios
+
+__all__ = ["AttrTrainer", "build_attribute_datasets", "set_num_attributes"]
+
+logger = logging.getLogger("fastreid")
+
+
+def build_attribute_datasets(cfg: CfgNode, names: List[str], **kwargs: Any) -> List[AttrDataset]:
+    """The registered datasets ``names``, each checked to be an attribute dataset."""
+    datasets = []
+    for name in names:
+        dataset = DATASET_REGISTRY.get(name)(
+            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process(), **kwargs
+        )
+        if not isinstance(dataset, AttrDataset):
+            raise ValueError(
+                f"{name} is not an attribute dataset; FastAttr trains and tests on PA100K, "
+                "Market1501Attr, DukeMTMCAttr, SyntheticAttr or another AttrDataset."
+            )
+        datasets.append(dataset)
+    return datasets
+
+
+def set_num_attributes(cfg: CfgNode, count: int, source: str) -> CfgNode:
+    """Make ``MODEL.HEADS.NUM_CLASSES`` the attribute count, saying so when it changes."""
+    frozen = cfg.is_frozen()
+    cfg.defrost()
+    if cfg.MODEL.HEADS.NUM_CLASSES != count:
+        if cfg.MODEL.HEADS.NUM_CLASSES:
+            logger.warning(
+                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but {source} has {count} "
+                f"attributes: using MODEL.HEADS.NUM_CLASSES={count}."
+            )
+        else:
+            logger.info(f"MODEL.HEADS.NUM_CLASSES={count} (the attribute count of {source}).")
+        cfg.MODEL.HEADS.NUM_CLASSES = count
+    if frozen:
+        cfg.freeze()
+    return cfg
+
+
+class AttrTrainer(DefaultTrainer):
+    """Trains an attribute model: merges the training sets of ``DATASETS.NAMES`` (their
+    attribute names must agree), sets the model's positive ratios from them when
+    ``MODEL.LOSSES.BCE.WEIGHT_ENABLED``, and sizes the head to the attribute count."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__(cfg)
+        if self.cfg.MODEL.LOSSES.BCE.WEIGHT_ENABLED:
+            model = getattr(self.model, "module", self.model)  # unwrap DDP
+            model.set_positive_ratios(positive_ratios(self.data_loader.dataset.img_items))
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Any:
+        logger.info("Prepare training set")
+        datasets = build_attribute_datasets(
+            cfg, list(cfg.DATASETS.NAMES), combineall=cfg.DATASETS.COMBINEALL
+        )
+        names = check_same_attributes(datasets)
+        items = [item for dataset in datasets for item in dataset.train]
+        train_set = CommDataset(
+            items,
+            build_transforms(cfg, is_train=True, to_float=False),
+            relabel=True,
+            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+        )
+        train_set.attribute_names = names
+        return build_reid_train_loader(cfg, train_set=train_set)
+
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        return set_num_attributes(
+            cfg, int(num_classes), f"DATASETS.NAMES {tuple(cfg.DATASETS.NAMES)}"
+        )
