@@ -13,7 +13,8 @@ def add_retri_config(cfg: CfgNode) -> CfgNode:
     cfg.defrost()
     # Recall@K is reported for each K; the first one is the model-selection metric.
     cfg.TEST.RECALLS = [1, 2, 4, 8, 16, 32]
-    # Nearest-neighbour search: auto (faiss when installed, else torch), faiss or torch.
+    # Nearest-neighbour search: auto (faiss on a GPU when faiss-gpu is installed, else torch),
+    # faiss (CPU or GPU) or torch.
     cfg.TEST.RETRIEVAL_BACKEND = "auto"
     if frozen:
         cfg.freeze()
