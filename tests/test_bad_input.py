@@ -48,7 +48,8 @@ def _cfg(*opts: str):
     return cfg
 
 
-def _run(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+# Generous: these tests catch hangs, and a busy 2-core machine needs a minute to start torch twice.
+def _run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "FASTREID_DEBUG"}
     full_env.update(PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run(

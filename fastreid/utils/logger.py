@@ -58,6 +58,11 @@ def setup_logger(
     logger = logging.getLogger(name)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
+    # A second call reconfigures instead of stacking handlers (a stale one may write to a
+    # closed stream or to an earlier run's folder).
+    for handler in [h for h in logger.handlers if getattr(h, "_fastreid_handler", False)]:
+        logger.removeHandler(handler)
+        handler.close()
     abbrev_name = name if abbrev_name is None else abbrev_name
     plain = logging.Formatter(_FORMAT, datefmt=_DATE)
 
@@ -75,6 +80,7 @@ def setup_logger(
             )
         else:
             console.setFormatter(plain)
+        console._fastreid_handler = True
         logger.addHandler(console)
 
     if output is not None:
@@ -85,6 +91,7 @@ def setup_logger(
         file_handler = logging.FileHandler(filename, mode="a", encoding="utf-8")
         file_handler.setLevel(logging.DEBUG)
         file_handler.setFormatter(plain)
+        file_handler._fastreid_handler = True
         logger.addHandler(file_handler)
     return logger
 
