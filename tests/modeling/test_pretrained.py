@@ -99,7 +99,9 @@ def test_plain_bn_checkpoint_is_split_into_ibn_halves(tmp_path):
 def _package_file(package: str, *parts: str) -> Path:
     spec = importlib_util.find_spec(package)
     if spec is None or spec.origin is None:
-        pytest.skip(f"{package} is not installed (it ships real ImageNet weights; `make test` installs it).")
+        pytest.skip(
+            f"{package} is not installed (it ships real ImageNet weights; `make test` installs it)."
+        )
     return Path(spec.origin).parent.joinpath(*parts)
 
 
