@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export FASTREID_DATASETS ?= $(CURDIR)/datasets
 
-.PHONY: venv demo test lint format clean bench
+.PHONY: venv demo test lint format clean bench gpu-check
 
 venv: $(STAMP)
 
@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_infer.py
+
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache logs/demo
