@@ -9,7 +9,6 @@ The fixed weights follow a rule of the key name and shape (no weights are stored
 
 import json
 import math
-import zlib
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ import torch
 from fastreid.config import get_cfg
 from fastreid.modeling import build_model
 from fastreid.solver import build_lr_scheduler, build_optimizer
+
+from .fastreid_parity import rule_tensor
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "fastreid_train" / "bagtricks_R18_synthetic.json"
 
@@ -38,21 +39,6 @@ def cfg(golden, tmp_path_factory):
     return cfg
 
 
-def rule_tensor(key: str, like: torch.Tensor) -> torch.Tensor:
-    """The fixed weight of ``key`` (the rule of the FastReID reference outputs)."""
-    shape = tuple(like.shape)
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_mean"):
-        return 0.1 * torch.randn(shape, generator=g)
-    if key.endswith("running_var"):
-        return 0.5 + torch.rand(shape, generator=g)
-    if len(shape) == 1:
-        if key.endswith("weight"):
-            return 1 + 0.1 * torch.randn(shape, generator=g)
-        return 0.1 * torch.randn(shape, generator=g)
-    return torch.randn(shape, generator=g) * math.sqrt(0.5 / math.prod(shape[1:]))
-
-
 def rule_state_dict(model: torch.nn.Module) -> dict:
     state = {}
     for key, value in model.state_dict().items():
@@ -60,7 +46,7 @@ def rule_state_dict(model: torch.nn.Module) -> dict:
         if not value.is_floating_point() or key.startswith("pixel_"):
             state[key] = value.clone()
         else:
-            state[key] = rule_tensor(key, value)
+            state[key] = rule_tensor(key, value.shape)
     return state
 
 

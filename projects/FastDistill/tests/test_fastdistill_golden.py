@@ -5,9 +5,7 @@ FastReID's names and loaded through MODEL.WEIGHTS, as a user's FastReID checkpoi
 """
 
 import json
-import math
 import os
-import zlib
 
 import torch
 
@@ -15,40 +13,18 @@ import projects.FastDistill.fastdistill  # noqa: F401 - registers the backbone
 from fastreid.config import CfgNode, get_cfg
 from fastreid.modeling import build_model
 from fastreid.utils.checkpoint import Checkpointer
+from tests.modeling.fastreid_parity import golden_state_dict
 
 HERE = os.path.dirname(__file__)
 GOLDEN = os.path.join(HERE, "data", "distill_sbs_r34.json")
 CONFIGS = os.path.join(HERE, "..", "configs")
 
 
-def _rule_tensor(key: str, shape) -> torch.Tensor:
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_mean"):
-        return 0.1 * torch.randn(shape, generator=g)
-    if key.endswith("running_var"):
-        return 0.5 + torch.rand(shape, generator=g)
-    if len(shape) == 1:
-        if key.endswith("weight"):
-            return 1 + 0.1 * torch.randn(shape, generator=g)
-        return 0.1 * torch.randn(shape, generator=g)
-    return torch.randn(shape, generator=g) * math.sqrt(0.5 / math.prod(shape[1:]))
-
-
-def _golden_state(golden) -> dict:
-    state = {}
-    for key, shape in golden["keys"].items():
-        if key in golden["kept"]:
-            state[key] = torch.tensor(golden["kept"][key])
-        else:
-            state[key] = _rule_tensor(key, shape)
-    return state
-
-
 def test_distill_resnet34_gives_fastreids_features(tmp_path):
     with open(GOLDEN) as f:
         golden = json.load(f)
     weights = tmp_path / "fastreid_sbs_r34.pth"
-    torch.save({"model": _golden_state(golden)}, weights)
+    torch.save({"model": golden_state_dict(golden)}, weights)
 
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(CONFIGS, "sbs_r34.yml"))

@@ -12,8 +12,9 @@ from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import setup
 from fastreid.modeling import build_model
 from fastreid.utils.precision_bn import bn_statistics_pass
+from tests.modeling.fastreid_parity import golden_state_dict
 
-from .test_fastdistill_golden import GOLDEN, _golden_state
+from .test_fastdistill_golden import GOLDEN
 
 HERE = os.path.dirname(__file__)
 CONFIGS = os.path.join(HERE, "..", "configs")
@@ -26,7 +27,7 @@ def fastreid_teacher(tmp_path_factory):
         golden = json.load(f)
     folder = tmp_path_factory.mktemp("r34_teacher")
     (folder / "config.yaml").write_text(golden["config_yaml"])
-    torch.save({"model": _golden_state(golden)}, folder / "model_best.pth")
+    torch.save({"model": golden_state_dict(golden)}, folder / "model_best.pth")
     return golden, str(folder / "config.yaml"), str(folder / "model_best.pth")
 
 

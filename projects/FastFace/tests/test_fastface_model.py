@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import zlib
 
 import pytest
 import torch
@@ -15,23 +13,11 @@ from fastreid.modeling import build_model
 from fastreid.utils.checkpoint import Checkpointer
 from projects.FastFace.fastface import add_face_config
 from projects.FastFace.fastface.iresnet import IResNet
+from tests.modeling.fastreid_parity import golden_state_dict
 
 HERE = os.path.dirname(__file__)
 CONFIGS = os.path.join(HERE, "..", "configs")
 GOLDEN = os.path.join(HERE, "data", "face_r50_ir.json")
-
-
-def golden_weight(key: str, shape: list) -> torch.Tensor:
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_mean"):
-        return 0.1 * torch.randn(shape, generator=g)
-    if key.endswith("running_var"):
-        return 0.5 + torch.rand(shape, generator=g)
-    if len(shape) == 1:
-        if key.endswith("weight"):
-            return 1 + 0.1 * torch.randn(shape, generator=g)
-        return 0.1 * torch.randn(shape, generator=g)
-    return torch.randn(shape, generator=g) * math.sqrt(0.5 / math.prod(shape[1:]))
 
 
 def face_cfg(name: str, *opts: str):
@@ -47,12 +33,7 @@ def test_r50_ir_matches_fastreid_features(tmp_path):
     model = build_model(cfg)
     ours = set(model.state_dict())
     assert ours == set(golden["keys"]), ours ^ set(golden["keys"])
-    state = {}
-    for key, shape in golden["keys"].items():
-        if key in golden["kept"]:
-            state[key] = torch.tensor(golden["kept"][key])
-        else:
-            state[key] = golden_weight(key, shape)
+    state = golden_state_dict(golden)
     path = tmp_path / "fastreid_face.pth"
     torch.save({"model": state}, path)
     Checkpointer(model).load(str(path))
