@@ -16,9 +16,11 @@ from .output_dir import release_output_dir
 __all__ = ["setup", "main", "main_reporting_bad_input", "run", "train_main", "eval_main"]
 
 
-def setup(args: argparse.Namespace) -> CfgNode:
-    """Config from ``--config-file`` and the ``KEY VALUE`` overrides, then :func:`default_setup`."""
+def setup(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> CfgNode:
+    """Config from ``--config-file`` and the ``KEY VALUE`` overrides (after
+    ``trainer_cls.add_config`` adds a project's keys), then :func:`default_setup`."""
     cfg = get_cfg()
+    trainer_cls.add_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])
@@ -28,14 +30,12 @@ def setup(args: argparse.Namespace) -> CfgNode:
 
 
 def main(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> Any:
-    """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS."""
-    cfg = setup(args)
+    """Train (``trainer.train()``) or, with ``--eval-only``, evaluate MODEL.WEIGHTS
+    (``trainer_cls.evaluate_weights``)."""
+    cfg = setup(args, trainer_cls)
     try:
         if args.eval_only:
-            from fastreid.predictor import build_model_from_cfg
-
-            model = build_model_from_cfg(cfg, build_fn=trainer_cls.build_model)
-            return trainer_cls.test(model.cfg, model)
+            return trainer_cls.evaluate_weights(cfg)
 
         trainer = trainer_cls(cfg)
         trainer.resume_or_load(resume=args.resume)

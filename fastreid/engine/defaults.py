@@ -301,7 +301,9 @@ class DefaultTrainer(TrainerBase):
     Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`, and
     the seams of ``__init__``: :meth:`build_extra_optimizers` (more optimizers and LR
     schedules), :meth:`build_step_trainer` (the iteration), :meth:`build_checkpointer`
-    (per-process state) and :meth:`build_hooks`.
+    (per-process state) and :meth:`build_hooks`. A project's command line is
+    ``fastreid.engine.cli.run(args, trainer_cls=ProjectTrainer)``: :meth:`add_config` adds
+    its keys and :meth:`evaluate_weights` is its ``--eval-only``.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
@@ -594,6 +596,20 @@ class DefaultTrainer(TrainerBase):
         return writers
 
     # -- builders projects override --------------------------------------------------------
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        """Add the project's own config keys to ``cfg`` (in place), before the config file
+        and the command-line overrides are merged. The core trainer adds none."""
+
+    @classmethod
+    def evaluate_weights(cls, cfg: CfgNode) -> OrderedDict[str, Any]:
+        """``--eval-only``: build the model for inference with ``MODEL.WEIGHTS`` loaded
+        (random weights without it) and :meth:`test` it."""
+        from fastreid.predictor import build_model_from_cfg
+
+        model = build_model_from_cfg(cfg, build_fn=cls.build_model)
+        return cls.test(model.cfg, model)
+
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
         """Fill ``MODEL.HEADS.NUM_CLASSES`` from the training data when it is 0."""

@@ -31,8 +31,19 @@ def check_feat_dim(cfg: CfgNode, model: nn.Module) -> nn.Module:
             "every backbone must state the channels of its output feature map."
         )
     wanted = int(cfg.MODEL.BACKBONE.FEAT_DIM)
+    bb = cfg.MODEL.BACKBONE
+    if str(cfg.MODEL.HEADS.POOL_LAYER).lower() == "flatten":
+        # The head flattens the whole map: FEAT_DIM is channels x cells (the face models'
+        # convention), which depends on the input size; builders that know it check exactly.
+        if wanted <= 0 or wanted % feat_dim:
+            raise ValueError(
+                f"MODEL.BACKBONE.FEAT_DIM is {wanted} but {bb.NAME} with DEPTH {bb.DEPTH!r} "
+                f"outputs {feat_dim} channels; with MODEL.HEADS.POOL_LAYER Flatten, FEAT_DIM is "
+                f"{feat_dim} x the cells of the final feature map (e.g. {feat_dim * 16} for a "
+                "4x4 map)."
+            )
+        return model
     if wanted != feat_dim:
-        bb = cfg.MODEL.BACKBONE
         raise ValueError(
             f"MODEL.BACKBONE.FEAT_DIM is {wanted} but {bb.NAME} with DEPTH {bb.DEPTH!r} outputs "
             f"{feat_dim} channels; set MODEL.BACKBONE.FEAT_DIM {feat_dim}."

@@ -363,7 +363,13 @@ class Distiller(Baseline):
     def _check_teacher_classes(self, teachers: Sequence[nn.Module]) -> None:
         student = getattr(self.heads, "num_classes", None)
         for i, teacher in enumerate(teachers):
-            count = getattr(getattr(teacher, "heads", None), "num_classes", None)
+            heads = getattr(teacher, "heads", None)
+            count = getattr(heads, "num_classes", None)
+            if count == 0:
+                raise ValueError(
+                    f"Teacher {i} has no classifier (0 classes), so it gives no class logits to "
+                    "distil. " + getattr(heads, "no_logits_hint", "")
+                )
             if isinstance(student, int) and isinstance(count, int) and count != student:
                 raise ValueError(
                     f"Teacher {i} has {count} classes but the student has {student}: logit "

@@ -11,8 +11,10 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
+from fastreid.modeling.compat import num_classes_in_checkpoint
 from fastreid.utils import comm
 
+from .config import add_attr_config
 from .datasets import AttrDataset, check_same_attributes, positive_ratios
 
 __all__ = ["AttrTrainer", "build_attribute_datasets", "set_num_attributes"]
@@ -64,6 +66,26 @@ class AttrTrainer(DefaultTrainer):
         if self.cfg.MODEL.LOSSES.BCE.WEIGHT_ENABLED:
             model = getattr(self.model, "module", self.model)  # unwrap DDP
             model.set_positive_ratios(positive_ratios(self.data_loader.dataset.img_items))
+
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        add_attr_config(cfg)
+
+    @classmethod
+    def evaluate_weights(cls, cfg: CfgNode) -> Any:
+        """Test MODEL.WEIGHTS on DATASETS.TESTS, the head sized to the first test set."""
+        cfg = cfg.clone()
+        first = cfg.DATASETS.TESTS[0]
+        count = len(build_attribute_datasets(cfg, [first])[0].attribute_names)
+        if cfg.MODEL.WEIGHTS:
+            trained = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
+            if trained and trained != count:
+                raise ValueError(
+                    f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} predicts {trained} attributes but "
+                    f"{first} has {count}; evaluate it on the kind of dataset it was trained on."
+                )
+        set_num_attributes(cfg, count, first)
+        return super().evaluate_weights(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:

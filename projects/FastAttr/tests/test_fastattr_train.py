@@ -10,8 +10,9 @@ import torch
 
 from fastreid.config import get_cfg
 from fastreid.data.synthetic import generate_synthetic_dataset
+from fastreid.engine import default_argument_parser
+from fastreid.engine.cli import main, main_reporting_bad_input
 from fastreid.utils.env import seed_all_rng
-from projects.FastAttr import train_net
 from projects.FastAttr.fastattr import AttrTrainer, add_attr_config
 from projects.FastAttr.fastattr.datasets import AttrDataset, attribute_item
 
@@ -68,7 +69,7 @@ def tiny_cfg(root: str, output_dir: str, *opts):
 
 @pytest.fixture(autouse=True)
 def _drop_added_log_handlers():
-    """train_net.main sets up the fastreid logger on this test's captured stdout; remove
+    """cli.main sets up the fastreid logger on this test's captured stdout; remove
     those handlers so later tests do not write to a closed stream."""
     logger = logging.getLogger("fastreid")
     before = list(logger.handlers)
@@ -148,7 +149,7 @@ def test_trains_evaluates_and_reloads(synthetic_root, tmp_path):
     assert len(trainer.storage.history("loss_bce").values()) == trainer.max_iter
 
     # --eval-only on the saved weights gives the same numbers.
-    args = train_net.default_argument_parser().parse_args(
+    args = default_argument_parser().parse_args(
         [
             "--config-file",
             os.path.join(CONFIGS, "synthetic.yml"),
@@ -165,7 +166,7 @@ def test_trains_evaluates_and_reloads(synthetic_root, tmp_path):
             os.path.join(out, "model_final.pth"),
         ]
     )
-    again = train_net.main(args)
+    again = main(args, AttrTrainer)
     for key in ("mA", "Accu", "F1"):
         assert again[key] == pytest.approx(results[key], abs=1e-6)
 
@@ -179,7 +180,7 @@ def test_datasets_with_different_attributes_are_not_combined(synthetic_root, tmp
             items = [attribute_item("x.jpg", [1.0, 0.0])]
             super().__init__(["hat", "umbrella"], items, items, verbose=verbose)
 
-    args = train_net.default_argument_parser().parse_args(
+    args = default_argument_parser().parse_args(
         [
             "--config-file",
             os.path.join(CONFIGS, "synthetic.yml"),
@@ -192,7 +193,7 @@ def test_datasets_with_different_attributes_are_not_combined(synthetic_root, tmp
         ]
     )
     with pytest.raises(SystemExit) as exit_info:
-        train_net.main_reporting_bad_input(args)
+        main_reporting_bad_input(args, AttrTrainer)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: DATASETS.NAMES combines SyntheticAttr") and "umbrella" in err

@@ -16,7 +16,6 @@ from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_write_text
 
 from .data import ClsDataset
-from .evaluator import ClsEvaluator
 
 __all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
@@ -68,7 +67,8 @@ def _class_names_of(datasets: List[Any], items: List[tuple]) -> List[str]:
 class ClsTrainer(DefaultTrainer):
     """Image classification: ``DATASETS.NAMES`` give the training split (items
     ``(path, class_name, camid)``), ``DATASETS.TESTS`` the test split (``test_items()``).
-    ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (the core's default is re-ID's).
+    ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (:meth:`add_config`; the core's
+    default is re-ID's).
 
     The class order (:attr:`class_names`) is fixed by the training set and written to
     ``OUTPUT_DIR/idx2class.json``; evaluation without training reads it from the folder of
@@ -76,6 +76,10 @@ class ClsTrainer(DefaultTrainer):
     """
 
     class_names: Optional[List[str]] = None
+
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        cfg.TEST.EVALUATOR = "ClsEvaluator"  # the core's default is re-ID's
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
@@ -138,19 +142,3 @@ class ClsTrainer(DefaultTrainer):
             num_query=len(test_set),
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
-
-    @classmethod
-    def build_evaluator(
-        cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
-    ) -> Tuple[Any, Any]:
-        if cfg.TEST.EVALUATOR != "ReidEvaluator":  # a user's choice wins
-            return super().build_evaluator(cfg, dataset_name, output_dir)
-        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
-        evaluator = ClsEvaluator.from_test_set(
-            cfg,
-            test_set=data_loader.dataset,
-            num_query=num_query,
-            dataset_name=dataset_name,
-            output_dir=output_dir,
-        )
-        return data_loader, evaluator

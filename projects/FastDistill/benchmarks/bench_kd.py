@@ -3,7 +3,7 @@
 synthetic set, on the CPU, at the same epochs and seeds.
 
     python projects/FastDistill/benchmarks/bench_kd.py            # the README's figures
-    python projects/FastDistill/benchmarks/bench_kd.py --student-epochs 12 --size 128 64
+    python projects/FastDistill/benchmarks/bench_kd.py --seeds 0 1 2 --jobs 2
 
 1. trains the teacher (FastDistill ResNet-34 by default) once;
 2. trains the ResNet-18 student alone, with ``Distiller`` and with ``DistillerOverhaul``,
@@ -119,11 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--teacher-depth", default="34x")
-    parser.add_argument("--teacher-epochs", type=int, default=8)
-    parser.add_argument("--student-epochs", type=int, default=5)
-    parser.add_argument("--size", type=int, nargs=2, default=[64, 32], metavar=("H", "W"))
-    parser.add_argument("--warmup-iters", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=3, help="runs at once")
+    parser.add_argument("--teacher-epochs", type=int, default=24)
+    parser.add_argument("--student-epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, nargs=2, default=[128, 64], metavar=("H", "W"))
+    parser.add_argument("--warmup-iters", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument(
         "--kd-opts", nargs="*", default=[], help="extra KEY VALUE overrides for the KD runs"

@@ -39,6 +39,17 @@ class FaceHead(EmbeddingHead):
         if self.pfc:
             del self.weight
 
+    @property
+    def no_logits_hint(self) -> str:
+        """Why a PartialFC head gives no class logits (a distillation teacher needs them)."""
+        if not self.pfc:
+            return ""
+        return (
+            "This face model was trained with MODEL.HEADS.PFC.ENABLED: its class centres live "
+            "in PartialFC's per-process shards, not in the model. Train the teacher with "
+            "MODEL.HEADS.PFC.ENABLED False (its CosFace / ArcFace centres then stay in the model)."
+        )
+
     def reset_parameters(self) -> None:
         self.bottleneck.apply(_init_face_neck)
         if isinstance(getattr(self, "weight", None), nn.Parameter) and self.weight.numel() > 0:
@@ -51,10 +62,16 @@ class FaceHead(EmbeddingHead):
         return args
 
     def forward(
-        self, features: torch.Tensor, targets: Union[torch.Tensor, None] = None
+        self,
+        features: torch.Tensor,
+        targets: Union[torch.Tensor, None] = None,
+        *,
+        with_logits: bool = False,
     ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         if not self.pfc:
-            return super().forward(features, targets)
+            return super().forward(features, targets, with_logits=with_logits)
+        if with_logits:
+            raise ValueError(self.no_logits_hint)
         neck_feat = self.bottleneck(self.pool_layer(features))[..., 0, 0]
         return neck_feat if not self.training else {"features": neck_feat}
 

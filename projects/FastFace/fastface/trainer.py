@@ -18,6 +18,7 @@ from fastreid.engine.defaults import DefaultTrainer, ExtraOptimizer
 from fastreid.engine.train_loop import SimpleTrainer
 from fastreid.utils.checkpoint import Checkpointer
 
+from .config import add_face_config
 from .datasets import VERIFICATION_SETS, PairImageDataset, RecFaceDataset
 from .partial_fc import PartialFC
 from .verification import FaceEvaluator
@@ -124,6 +125,27 @@ class FaceTrainer(DefaultTrainer):
     """
 
     pfc: Optional[PartialFC] = None
+
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        add_face_config(cfg)
+
+    @classmethod
+    def evaluate_weights(cls, cfg: CfgNode) -> Any:
+        """Test MODEL.WEIGHTS on the pair sets. Evaluation needs only the embedding: the
+        model is built without a classifier, whatever the checkpoint holds."""
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False
+        cfg.MODEL.HEADS.PFC.ENABLED = True
+        cfg.freeze()
+        if not cfg.MODEL.WEIGHTS:
+            logging.getLogger("fastreid").warning(
+                "--eval-only without MODEL.WEIGHTS evaluates a randomly initialised model."
+            )
+        model = cls.build_model(cfg)
+        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS)
+        return cls.test(cfg, model)
 
     @classmethod
     def build_extra_optimizers(

@@ -65,6 +65,15 @@ def test_train_resume_and_evaluate(face_root, tmp_path):
     pfc_opt = straight.extra_optimizers["pfc"].optimizer
     assert pfc_opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1)
 
+    # --eval-only (FaceTrainer.evaluate_weights) on the saved weights: the same figures,
+    # from a model built without the PartialFC centres.
+    weights = str(tmp_path / "a" / "model_final.pth")
+    again = FaceTrainer.evaluate_weights(
+        make_cfg(face_root, tmp_path / "eval", "MODEL.WEIGHTS", weights)
+    )
+    for key in ("Accuracy", "TAR@FAR=0.001"):
+        assert again[key] == pytest.approx(results[key], abs=1e-6)
+
     # Resume from epoch 0's checkpoint: the same centres, momentum and model as straight on.
     out_b = tmp_path / "b"
     os.makedirs(out_b)

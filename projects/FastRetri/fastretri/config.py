@@ -8,7 +8,8 @@ __all__ = ["add_retri_config"]
 
 
 def add_retri_config(cfg: CfgNode) -> CfgNode:
-    """Add ``TEST.RECALLS`` and ``TEST.RETRIEVAL_BACKEND`` to ``cfg`` (call before merging a file)."""
+    """Add ``TEST.RECALLS`` and ``TEST.RETRIEVAL_BACKEND`` to ``cfg`` and make
+    ``RetriEvaluator`` the default ``TEST.EVALUATOR`` (call before merging a file)."""
     frozen = cfg.is_frozen()
     cfg.defrost()
     # Recall@K is reported for each K; the first one is the model-selection metric.
@@ -16,6 +17,7 @@ def add_retri_config(cfg: CfgNode) -> CfgNode:
     # Nearest-neighbour search: auto (faiss on a GPU when faiss-gpu is installed, else torch),
     # faiss (CPU or GPU) or torch.
     cfg.TEST.RETRIEVAL_BACKEND = "auto"
+    cfg.TEST.EVALUATOR = "RetriEvaluator"  # the core's default is re-ID's
     if frozen:
         cfg.freeze()
     return cfg

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
@@ -12,7 +12,7 @@ from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
 from projects.FastCls.fastcls.data import ItemDataset
 
-from .evaluator import RetriEvaluator
+from .config import add_retri_config
 
 __all__ = ["RetriTrainer"]
 
@@ -21,8 +21,12 @@ class RetriTrainer(DefaultTrainer):
     """Training as the core does it (CE on the training classes); evaluation by retrieval.
 
     Loaders read images from files and from idx files (Fashion-MNIST). ``TEST.EVALUATOR``
-    defaults to ``RetriEvaluator`` here (the core's default is re-ID's).
+    defaults to ``RetriEvaluator`` here (``add_retri_config``; the core's default is re-ID's).
     """
+
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        add_retri_config(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
@@ -60,19 +64,3 @@ class RetriTrainer(DefaultTrainer):
             num_query=num_query,
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
-
-    @classmethod
-    def build_evaluator(
-        cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
-    ) -> Tuple[Any, Any]:
-        if cfg.TEST.EVALUATOR != "ReidEvaluator":  # a user's choice wins
-            return super().build_evaluator(cfg, dataset_name, output_dir)
-        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
-        evaluator = RetriEvaluator.from_test_set(
-            cfg,
-            test_set=data_loader.dataset,
-            num_query=num_query,
-            dataset_name=dataset_name,
-            output_dir=output_dir,
-        )
-        return data_loader, evaluator

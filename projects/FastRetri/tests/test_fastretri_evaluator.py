@@ -9,9 +9,14 @@ import torch
 
 from fastreid.config import get_cfg
 from fastreid.engine import default_argument_parser
+from fastreid.engine.cli import main
 from projects.FastCls.tests.fastcls_fixtures import make_fashion_mnist
-from projects.FastRetri import train_net
-from projects.FastRetri.fastretri import RetriEvaluator, add_retri_config, retrieval_metrics
+from projects.FastRetri.fastretri import (
+    RetriEvaluator,
+    RetriTrainer,
+    add_retri_config,
+    retrieval_metrics,
+)
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "fashion_mnist_zeroshot.yml")
 
@@ -87,10 +92,10 @@ def _args(tmp_path, *extra):
 
 def test_zero_shot_train_and_random_init_evaluation(tmp_path):
     make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=4, test_per_class=3)
-    trained = train_net.main(_args(tmp_path))
+    trained = main(_args(tmp_path), RetriTrainer)
     assert set(trained) == {"Recall@1", "Recall@2", "Recall@4", "Recall@8", "MAP@R", "metric"}
     assert (tmp_path / "run" / "model_final.pth").is_file()
-    random_init = train_net.main(_args(tmp_path, "--eval-only"))
+    random_init = main(_args(tmp_path, "--eval-only"), RetriTrainer)
     assert set(random_init) == set(trained)
     for results in (trained, random_init):
         assert 0 <= results["Recall@1"] <= results["Recall@8"] <= 100
