@@ -20,6 +20,7 @@ from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
 from .mobilenetv2 import make_divisible
 from .pretrained import load_backbone_pretrain
+from .pycls_common import drop_keys, init_pycls_convs, run_stages
 
 __all__ = ["EffNet", "build_effnet_backbone", "effnet_stages"]
 
@@ -139,16 +140,11 @@ class EffNet(nn.Module):
         self.head.conv_bn = get_norm(bn_norm, head_w)
         self.head.conv_swish = Swish()
         self.feat_dim = int(head_w)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, mean=0.0, std=(2.0 / fan_out) ** 0.5)
+        init_pycls_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem.swish(self.stem.bn(self.stem.conv(x)))
-        for i in range(1, self.num_stages + 1):
-            for block in getattr(self, f"s{i}").children():
-                x = block(x)
+        x = run_stages(self, x, self.num_stages)
         return self.head.conv_swish(self.head.conv_bn(self.head.conv(x)))
 
 
@@ -164,7 +160,5 @@ def build_effnet_backbone(cfg: CfgNode) -> EffNet:
             f"of {', '.join(EFFNET_SCALES)}."
         )
     model = EffNet(depth, bb.NORM, bb.LAST_STRIDE)
-    load_backbone_pretrain(
-        model, cfg, key_mapper=lambda s: {k: v for k, v in s.items() if not k.startswith("head.fc")}
-    )
+    load_backbone_pretrain(model, cfg, key_mapper=drop_keys("head.fc"))
     return model

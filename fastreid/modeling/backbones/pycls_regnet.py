@@ -20,6 +20,7 @@ from fastreid.config import CfgNode
 from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
+from .pycls_common import drop_keys, init_pycls_convs, run_stages
 
 __all__ = ["RegNet", "build_regnet_backbone", "REGNET_PARAMS", "regnet_stages"]
 
@@ -176,16 +177,11 @@ class RegNet(nn.Module):
             self.add_module(f"s{i}", stage)
         self.num_stages = len(stages)
         self.feat_dim = int(w_in)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, mean=0.0, std=(2.0 / fan_out) ** 0.5)
+        init_pycls_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem.relu(self.stem.bn(self.stem.conv(x)))
-        for i in range(1, self.num_stages + 1):
-            for block in getattr(self, f"s{i}").children():
-                x = block(x)
+        x = run_stages(self, x, self.num_stages)
         return x
 
 
@@ -202,7 +198,5 @@ def build_regnet_backbone(cfg: CfgNode) -> RegNet:
             f"{', '.join(REGNET_PARAMS)}."
         )
     model = RegNet(REGNET_PARAMS[depth], bb.NORM, bb.LAST_STRIDE)
-    load_backbone_pretrain(
-        model, cfg, key_mapper=lambda s: {k: v for k, v in s.items() if not k.startswith("head.")}
-    )
+    load_backbone_pretrain(model, cfg, key_mapper=drop_keys("head."))
     return model
