@@ -38,6 +38,25 @@ class EpochDataStream:
         self._plain_iter: Optional[Iterator[Any]] = None
         self._logger = logging.getLogger(__name__)
 
+    @property
+    def sampler_seed(self) -> Optional[int]:
+        """The seed of the training sampler's index stream (``None`` when the loader has no
+        seeded sampler). With ``SEED < 0`` it is drawn at random, so checkpoints keep it and a
+        resumed run sets it back before its first batch."""
+        return getattr(self._sampler(), "seed", None)
+
+    @sampler_seed.setter
+    def sampler_seed(self, value: int) -> None:
+        sampler = self._sampler()
+        if sampler is not None and hasattr(sampler, "seed"):
+            if self._batch_indices is not None:
+                raise RuntimeError("The sampler seed must be set before the first epoch starts.")
+            sampler.seed = int(value)
+
+    def _sampler(self) -> Any:
+        batch_sampler = getattr(self.loader, "batch_sampler", None)
+        return getattr(batch_sampler, "sampler", None)
+
     def epoch_iterator(self, epoch: int, num_batches: int, skip_batches: int = 0) -> Iterator[Any]:
         """An iterator over the ``num_batches`` batches of ``epoch``.
 

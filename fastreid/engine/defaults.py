@@ -470,6 +470,8 @@ class DefaultTrainer(TrainerBase):
                 )
         if "data_seed" in checkpoint:
             self._trainer.data_stream.seed = int(checkpoint["data_seed"])
+        if checkpoint.get("sampler_seed") is not None:
+            self._trainer.data_stream.sampler_seed = int(checkpoint["sampler_seed"])
         if self._best_hook is not None:
             self._best_hook.best_metric = self._best_metric_on_disk(checkpoint.get("best_metric"))
         logger.info(
@@ -520,6 +522,7 @@ class DefaultTrainer(TrainerBase):
             "iteration": self.iter,
             "rng_states": comm.all_gather(rng) if comm.get_world_size() > 1 else [rng],
             "data_seed": self._trainer.data_stream.seed,
+            "sampler_seed": self._trainer.data_stream.sampler_seed,
             "config": self.cfg.dump(),
         }
 

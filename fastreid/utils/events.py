@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -164,16 +164,21 @@ class JSONWriter(EventWriter):
 
         {"iteration": 19, "total_loss": 5.2, "lr": 3.5e-05, "time": 0.41, ...}
 
-    Each scalar is written once per new value (evaluation results get their own line).
+    Each scalar is written once per new value (evaluation results get their own line). The
+    file is opened at the first write, so a trainer that is built but never trains leaves no
+    open file behind.
     """
 
     def __init__(self, json_file: str, window_size: int = 20) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(json_file)), exist_ok=True)
-        self._file = open(json_file, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._path = json_file
+        self._file: Optional[IO[str]] = None
         self._window_size = window_size
         self._written: Dict[str, int] = {}
 
     def write(self) -> None:
+        if self._file is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+            self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 (see close())
         storage = get_event_storage()
         by_iter: Dict[int, Dict[str, float]] = defaultdict(dict)
         for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
@@ -185,20 +190,26 @@ class JSONWriter(EventWriter):
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class TensorboardXWriter(EventWriter):
     """Writes every scalar recorded since the last call to tensorboard event files."""
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs: Any) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
+        self._log_dir = log_dir
+        self._kwargs = kwargs
         self._window_size = window_size
-        self._writer = SummaryWriter(log_dir, **kwargs)
+        self._writer: Any = None  # a SummaryWriter, made at the first write (like JSONWriter)
         self._written: Dict[str, int] = {}
 
     def write(self) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self._log_dir, **self._kwargs)
         storage = get_event_storage()
         for name, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
             if it > self._written.get(name, -1):
@@ -207,7 +218,9 @@ class TensorboardXWriter(EventWriter):
         self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class CommonMetricPrinter(EventWriter):

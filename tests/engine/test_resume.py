@@ -15,8 +15,8 @@ class Killed(RuntimeError):
     pass
 
 
-def _trainer(cfg) -> DefaultTrainer:
-    seed_all_rng(cfg.SEED)  # what default_setup does at start-up
+def _trainer(cfg, seed=None) -> DefaultTrainer:
+    seed_all_rng(cfg.SEED if seed is None else seed)  # what default_setup does at start-up
     return DefaultTrainer(cfg)
 
 
@@ -40,8 +40,12 @@ def test_resume_after_a_kill_reaches_the_same_weights_and_metrics(synthetic_root
         killed.train()
     assert (tmp_path / "killed" / "last_checkpoint").read_text() == "model_0000.pth"
 
-    resumed = _trainer(cfg)
+    # Started from another seed (what SEED -1 gives a second process): the sampler draws
+    # another index stream, and the checkpoint's sampler seed must put the original back.
+    resumed = _trainer(cfg, seed=cfg.SEED + 12345)
+    assert resumed._trainer.data_stream.sampler_seed != killed._trainer.data_stream.sampler_seed
     resumed.resume_or_load(resume=True)
+    assert resumed._trainer.data_stream.sampler_seed == killed._trainer.data_stream.sampler_seed
     assert resumed.start_epoch == 1
     resumed_results = resumed.train()
 

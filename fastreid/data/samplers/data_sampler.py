@@ -25,7 +25,7 @@ class TrainingSampler(Sampler[int]):
             )
         self._size = size
         self._shuffle = shuffle
-        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self.seed = int(comm.shared_random_seed() if seed is None else seed)
         self._rank = comm.get_rank()
         self._world_size = comm.get_world_size()
 
@@ -33,7 +33,7 @@ class TrainingSampler(Sampler[int]):
         yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
 
     def _infinite_indices(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self._seed)
+        generator = torch.Generator().manual_seed(self.seed)
         while True:
             if self._shuffle:
                 yield from torch.randperm(self._size, generator=generator).tolist()

@@ -65,7 +65,7 @@ class _IdentitySampler(Sampler[int]):
         self._world_size = comm.get_world_size()
         self.batch_size = mini_batch_size * self._world_size
         self.num_pids_per_batch = self.batch_size // num_instances
-        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self.seed = int(comm.shared_random_seed() if seed is None else seed)
         self.index_by_pid = _indices_by_identity(data_source)
         self.pids = list(self.index_by_pid)
         if len(self.pids) < self.num_pids_per_batch:
@@ -78,7 +78,7 @@ class _IdentitySampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         start = self._rank * self.mini_batch_size
-        for batch in self._global_batches(np.random.default_rng(self._seed)):
+        for batch in self._global_batches(np.random.default_rng(self.seed)):
             yield from batch[start : start + self.mini_batch_size]
 
     def _global_batches(self, rng: np.random.Generator) -> Iterator[List[int]]:
