@@ -35,6 +35,8 @@ class CommDataset(Dataset):
             gallery sets (``relabel=False``) it is never replaced, which would change the
             metrics: every sample then carries ``corrupt`` (bool), True with a blank image
             for an unreadable file, and the evaluator drops those samples.
+        for_evaluation: whether this is a query / gallery / test set (default: ``not
+            relabel``); a test set with relabelled classes (classification) passes True.
 
     ``dataset[i]`` is a dict: ``images`` (transformed image), ``targets`` (int; -1 without a
     label), ``camids`` (int; -1 without a camera), ``img_paths`` (str) and the item's extras
@@ -49,11 +51,13 @@ class CommDataset(Dataset):
         transform: Optional[Callable] = None,
         relabel: bool = True,
         skip_corrupt: bool = False,
+        for_evaluation: Optional[bool] = None,
     ) -> None:
         self.img_items: List[tuple] = list(img_items)
         self.transform = transform
         self.relabel = relabel
         self.skip_corrupt = skip_corrupt
+        self.for_evaluation = (not relabel) if for_evaluation is None else bool(for_evaluation)
         self.pids = sorted({item[1] for item in self.img_items if item[1] is not None}, key=str)
         self.cams = sorted({item[2] for item in self.img_items if item[2] is not None}, key=str)
         self.source: Any = None
@@ -89,7 +93,7 @@ class CommDataset(Dataset):
     @property
     def marks_corrupt(self) -> bool:
         """Whether samples carry a ``corrupt`` flag (evaluation sets with skip_corrupt)."""
-        return self.skip_corrupt and not self.relabel
+        return self.skip_corrupt and self.for_evaluation
 
     def _load(self, index: int) -> tuple:
         """(image, index actually used); draws replacements for unreadable files if allowed.

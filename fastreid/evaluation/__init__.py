@@ -6,6 +6,8 @@ from .evaluator import (
     DatasetEvaluator,
     DatasetEvaluators,
     inference_on_dataset,
+    readable_rows,
+    warn_dropped,
 )
 from .query_expansion import aqe
 from .rank import (
@@ -36,8 +38,10 @@ __all__ = [
     "pairwise_distance",
     "print_csv_format",
     "re_ranking",
+    "readable_rows",
     "results_table",
     "roc_curve_points",
     "topk_search",
     "tpr_at_fpr",
+    "warn_dropped",
 ]

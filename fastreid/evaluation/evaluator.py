@@ -18,6 +18,8 @@ __all__ = [
     "DatasetEvaluator",
     "DatasetEvaluators",
     "inference_on_dataset",
+    "readable_rows",
+    "warn_dropped",
 ]
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,28 @@ EVALUATOR_REGISTRY.__doc__ = """Evaluators by class name (``ReidEvaluator``, ...
 class's ``from_test_set(cfg, test_set=..., num_query=..., dataset_name=..., output_dir=...)``
 (default: ``Evaluator(cfg, num_query, output_dir)``).
 """
+
+
+def readable_rows(inputs: Dict, batch_size: int) -> torch.Tensor:
+    """``(B,)`` bool on the CPU: False for the images a test set marked unreadable (its
+    ``corrupt`` flag, with ``DATALOADER.SKIP_CORRUPT``); all True for batches without it.
+    Evaluators leave those rows out of their metrics."""
+    corrupt = inputs.get("corrupt") if isinstance(inputs, dict) else None
+    if corrupt is None:
+        return torch.ones(batch_size, dtype=torch.bool)
+    return ~torch.as_tensor(corrupt, dtype=torch.bool).reshape(-1).cpu()
+
+
+def warn_dropped(dataset_name: str, dropped: int, detail: str = "") -> None:
+    """Say (once per evaluation) that ``dropped`` unreadable images were left out."""
+    if dropped:
+        logger.warning(
+            "Dropped %d unreadable images from the evaluation%s (%sDATALOADER.SKIP_CORRUPT): "
+            "the metrics cover the readable images only.",
+            dropped,
+            f" of {dataset_name}" if dataset_name else "",
+            f"{detail}; " if detail else "",
+        )
 
 
 class DatasetEvaluator:

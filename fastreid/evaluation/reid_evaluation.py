@@ -11,7 +11,7 @@ import torch
 from fastreid.config import configurable
 from fastreid.utils import comm
 
-from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator
+from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator, readable_rows, warn_dropped
 from .query_expansion import aqe
 from .rank import (
     NoTrueMatchError,
@@ -150,10 +150,7 @@ class ReidEvaluator(DatasetEvaluator):
         self._pids.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
         self._camids.append(torch.as_tensor(inputs["camids"]).reshape(-1).long().cpu())
         # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
-        corrupt = inputs.get("corrupt")
-        if corrupt is None:
-            corrupt = torch.zeros(len(outputs), dtype=torch.bool)
-        self._corrupt.append(torch.as_tensor(corrupt, dtype=torch.bool).reshape(-1))
+        self._corrupt.append(~readable_rows(inputs, len(outputs)))
 
     def _collect(self):
         parts = (self._features, self._pids, self._camids, self._corrupt)
@@ -174,12 +171,10 @@ class ReidEvaluator(DatasetEvaluator):
             return features, pids, camids, num_query
         in_query = int(corrupt[:num_query].sum())
         in_gallery = int(corrupt[num_query:].sum())
-        logger.warning(
-            "Dropped %d unreadable images from the evaluation (%d query, %d gallery; "
-            "DATALOADER.SKIP_CORRUPT): the metrics cover the readable images only.",
+        warn_dropped(
+            "",
             in_query + in_gallery,
-            in_query,
-            in_gallery,
+            f"{in_query} query, {in_gallery} gallery",
         )
         kept = ~corrupt
         return features[kept], pids[kept], camids[kept], num_query - in_query

@@ -11,7 +11,12 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from fastreid.evaluation import EVALUATOR_REGISTRY, DatasetEvaluator
+from fastreid.evaluation import (
+    EVALUATOR_REGISTRY,
+    DatasetEvaluator,
+    readable_rows,
+    warn_dropped,
+)
 from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_open, atomic_write_text
 
@@ -146,6 +151,7 @@ class AttrEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._probabilities: List[torch.Tensor] = []
         self._targets: List[torch.Tensor] = []
+        self._dropped = 0
 
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         targets = inputs["targets"]
@@ -161,15 +167,18 @@ class AttrEvaluator(DatasetEvaluator):
                 f"{self.dataset_name or 'the test set'} has {targets.shape[1]} attributes; set "
                 f"MODEL.HEADS.NUM_CLASSES {targets.shape[1]}."
             )
-        self._probabilities.append(outputs.detach().float().cpu())
-        self._targets.append(targets.detach().float().cpu())
+        keep = readable_rows(inputs, len(outputs))  # unreadable images (SKIP_CORRUPT) left out
+        self._dropped += int((~keep).sum())
+        self._probabilities.append(outputs.detach().float().cpu()[keep])
+        self._targets.append(targets.detach().float().cpu()[keep])
 
     def evaluate(self) -> OrderedDict:
-        gathered = comm.gather((self._probabilities, self._targets), dst=0)
+        gathered = comm.gather((self._probabilities, self._targets, self._dropped), dst=0)
         if not comm.is_main_process():
             return OrderedDict()
         probabilities = [p for rank in gathered for p in rank[0]]
         targets = [t for rank in gathered for t in rank[1]]
+        warn_dropped(self.dataset_name, sum(rank[2] for rank in gathered))
         if not probabilities:
             raise ValueError(f"AttrEvaluator saw no images of {self.dataset_name}.")
         probs = torch.cat(probabilities).numpy()

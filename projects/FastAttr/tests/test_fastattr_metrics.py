@@ -116,3 +116,28 @@ def test_evaluator_names_num_classes_when_the_head_does_not_fit():
         evaluator.process({"targets": torch.zeros(2, 3)}, torch.zeros(2, 5))
     with pytest.raises(ValueError, match="attribute vectors"):
         evaluator.process({"targets": torch.zeros(2, dtype=torch.int64)}, torch.zeros(2, 3))
+
+
+def test_unreadable_images_are_left_out(caplog):
+    rng = np.random.default_rng(4)
+    gts = (rng.random((30, 3)) < 0.4).astype(int)
+    probs = np.clip(gts * 0.5 + rng.random((30, 3)) * 0.6, 0, 1).astype(np.float32)
+    corrupt = rng.random(30) < 0.3
+    probs[corrupt] = gts[corrupt]  # unreadable rows would look perfect
+    evaluator = AttrEvaluator(["hat", "bag", "skirt"], 0.5, None, "Toy")
+    for start in range(0, 30, 8):
+        rows = slice(start, start + 8)
+        inputs = {
+            "targets": torch.tensor(gts[rows]).float(),
+            "corrupt": torch.tensor(corrupt[rows]),
+        }
+        evaluator.process(inputs, torch.tensor(probs[rows]))
+    with caplog.at_level("WARNING"):
+        results = evaluator.evaluate()
+    keep = ~corrupt
+    expected = reference_metrics(probs[keep].tolist(), gts[keep].tolist(), 0.5)
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(value, rel=1e-6), key
+    assert f"Dropped {int(corrupt.sum())} unreadable images from the evaluation of Toy" in (
+        caplog.text
+    )

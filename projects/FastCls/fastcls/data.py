@@ -45,7 +45,8 @@ class ClsDataset(ItemDataset):
         img_items: the items.
         transform: callable on a uint8 (3, H, W) tensor.
         class_names: index -> class name; defaults to the sorted class names of the items.
-        skip_corrupt: see :class:`CommDataset`.
+        skip_corrupt, for_evaluation: see :class:`CommDataset` (a test set passes
+            ``for_evaluation=True``: unreadable images are then marked, not replaced).
     """
 
     def __init__(
@@ -54,8 +55,15 @@ class ClsDataset(ItemDataset):
         transform: Optional[Callable] = None,
         class_names: Optional[Sequence[str]] = None,
         skip_corrupt: bool = False,
+        for_evaluation: bool = False,
     ) -> None:
-        super().__init__(img_items, transform, relabel=True, skip_corrupt=skip_corrupt)
+        super().__init__(
+            img_items,
+            transform,
+            relabel=True,
+            skip_corrupt=skip_corrupt,
+            for_evaluation=for_evaluation,
+        )
         present = {str(item[1]) for item in self.img_items}
         names: List[str] = [str(c) for c in class_names] if class_names else sorted(present)
         unknown = sorted(present - set(names))

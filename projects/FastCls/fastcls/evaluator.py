@@ -13,7 +13,12 @@ import torch
 from tabulate import tabulate
 
 from fastreid.config import configurable
-from fastreid.evaluation import EVALUATOR_REGISTRY, DatasetEvaluator
+from fastreid.evaluation import (
+    EVALUATOR_REGISTRY,
+    DatasetEvaluator,
+    readable_rows,
+    warn_dropped,
+)
 from fastreid.utils import comm
 
 __all__ = ["ClsEvaluator", "classification_metrics", "save_confusion_matrix"]
@@ -158,6 +163,7 @@ class ClsEvaluator(DatasetEvaluator):
         self._topk: List[torch.Tensor] = []
         self._targets: List[torch.Tensor] = []
         self._num_classes: Optional[int] = None
+        self._dropped = 0
 
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the 5 best classes of each row of ``outputs`` (B, C logits) and ``targets``."""
@@ -169,20 +175,25 @@ class ClsEvaluator(DatasetEvaluator):
                 "Use MODEL.HEADS.NAME ClasHead."
             )
         self._num_classes = outputs.shape[1]
+        keep = readable_rows(inputs, len(outputs))  # unreadable images (SKIP_CORRUPT) left out
+        self._dropped += int((~keep).sum())
         k = min(5, outputs.shape[1])
-        self._topk.append(outputs.detach().float().topk(k, dim=1).indices.cpu())
-        self._targets.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
+        self._topk.append(outputs.detach().float().topk(k, dim=1).indices.cpu()[keep])
+        self._targets.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu()[keep])
 
     def evaluate(self) -> OrderedDict[str, float]:
         topk, targets, num_classes = self._topk, self._targets, self._num_classes
+        dropped = self._dropped
         if comm.get_world_size() > 1:
             comm.synchronize()
-            gathered = comm.gather((topk, targets, num_classes), dst=0)
+            gathered = comm.gather((topk, targets, num_classes, dropped), dst=0)
             if not comm.is_main_process():
                 return OrderedDict()
             topk = [t for rank in gathered for t in rank[0]]
             targets = [t for rank in gathered for t in rank[1]]
             num_classes = max(rank[2] or 0 for rank in gathered)
+            dropped = sum(rank[3] for rank in gathered)
+        warn_dropped(self.name, dropped)
         if not topk:
             raise RuntimeError("ClsEvaluator.evaluate() called before any process() call.")
         predictions, labels = torch.cat(topk), torch.cat(targets)

@@ -134,6 +134,7 @@ class ClsTrainer(DefaultTrainer):
             build_transforms(cfg, is_train=False, to_float=False),
             cls.resolve_class_names(cfg),
             skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+            for_evaluation=True,
         )
         test_set.source, test_set.dataset_name = dataset, dataset_name
         return build_reid_test_loader(

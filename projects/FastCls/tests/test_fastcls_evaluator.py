@@ -94,3 +94,39 @@ def test_core_trainer_builds_it_from_test_evaluator():
     _, evaluator = Trainer.build_evaluator(cfg, "Pets")
     assert isinstance(evaluator, ClsEvaluator)
     assert evaluator.class_names == ["cat", "dog"] and evaluator.name == "Pets"
+
+
+def test_unreadable_test_images_are_marked_and_left_out(tmp_path, caplog):
+    from PIL import Image
+
+    from projects.FastCls.fastcls.data import ClsDataset
+
+    good = str(tmp_path / "good.png")
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(good)
+    bad = str(tmp_path / "bad.png")
+    with open(bad, "wb") as f:
+        f.write(b"not an image")
+    items = [(good, "a", 0), (bad, "b", 0)]
+    test_set = ClsDataset(items, class_names=["a", "b"], skip_corrupt=True, for_evaluation=True)
+    assert [test_set[i]["corrupt"] for i in range(2)] == [False, True]
+    assert test_set[1]["targets"] == 1  # marked, not replaced by another image
+
+    # The evaluator drops the marked rows: the same figures as feeding the readable rows only.
+    rng = np.random.default_rng(2)
+    labels = torch.tensor(rng.integers(0, 7, 40))
+    logits = torch.tensor(rng.normal(size=(40, 7))).float()
+    corrupt = torch.tensor(rng.random(40) < 0.25)
+    logits[corrupt] = 0.0
+    logits[corrupt, labels[corrupt]] = 9.0  # an unreadable row would count as a hit
+    marked, plain = ClsEvaluator(name="Marked"), ClsEvaluator(name="Plain")
+    for start in range(0, 40, 16):
+        rows = slice(start, start + 16)
+        marked.process({"targets": labels[rows], "corrupt": corrupt[rows]}, logits[rows])
+        keep = ~corrupt[rows]
+        plain.process({"targets": labels[rows][keep]}, logits[rows][keep])
+    with caplog.at_level("WARNING"):
+        results = marked.evaluate()
+    assert results == plain.evaluate()
+    assert f"Dropped {int(corrupt.sum())} unreadable images from the evaluation of Marked" in (
+        caplog.text
+    )

@@ -9,7 +9,12 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from fastreid.config import configurable
-from fastreid.evaluation import EVALUATOR_REGISTRY, DatasetEvaluator
+from fastreid.evaluation import (
+    EVALUATOR_REGISTRY,
+    DatasetEvaluator,
+    readable_rows,
+    warn_dropped,
+)
 from fastreid.utils import comm
 
 from .metrics import retrieval_metrics
@@ -71,6 +76,7 @@ class RetriEvaluator(DatasetEvaluator):
     def reset(self) -> None:
         self._features: List[torch.Tensor] = []
         self._labels: List[torch.Tensor] = []
+        self._readable: List[torch.Tensor] = []
 
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the batch's features (B, D) and ``targets`` (B,)."""
@@ -78,25 +84,44 @@ class RetriEvaluator(DatasetEvaluator):
             raise KeyError(f"RetriEvaluator needs 'targets' in each batch; got {sorted(inputs)}.")
         self._features.append(outputs.detach().float().cpu())
         self._labels.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
+        # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
+        self._readable.append(readable_rows(inputs, len(outputs)))
 
     def evaluate(self) -> OrderedDict[str, float]:
-        features, labels = self._features, self._labels
+        features, labels, readable = self._features, self._labels, self._readable
         if comm.get_world_size() > 1:
             comm.synchronize()
-            gathered = comm.gather((features, labels), dst=0)
+            gathered = comm.gather((features, labels, readable), dst=0)
             if not comm.is_main_process():
                 return OrderedDict()
             features = [f for rank in gathered for f in rank[0]]
             labels = [t for rank in gathered for t in rank[1]]
+            readable = [r for rank in gathered for r in rank[2]]
         if not features:
             raise RuntimeError("RetriEvaluator.evaluate() called before any process() call.")
-        feats, labs = torch.cat(features), torch.cat(labels)
+        feats, labs, keep = torch.cat(features), torch.cat(labels), torch.cat(readable)
         if self.num_query < 1 or self.num_query > len(feats):
             raise ValueError(f"num_query={self.num_query} but {len(feats)} images were evaluated.")
-        if self.num_query == len(feats):
+        self_retrieval = self.num_query == len(feats)
+        num_query = self.num_query
+        if not keep.all():
+            in_query = int((~keep[:num_query]).sum())
+            detail = (
+                ""
+                if self_retrieval
+                else f"{in_query} query, {int((~keep).sum()) - in_query} gallery"
+            )
+            warn_dropped("", int((~keep).sum()), detail)
+            feats, labs, num_query = feats[keep], labs[keep], num_query - in_query
+        if self_retrieval:
             args = (feats, labs, None, None)
         else:
-            q = self.num_query
+            if not 0 < num_query < len(feats):
+                raise ValueError(
+                    f"After dropping unreadable images {num_query} queries and "
+                    f"{len(feats) - num_query} gallery images are left; nothing to retrieve."
+                )
+            q = num_query
             args = (feats[:q], labs[:q], feats[q:], labs[q:])
         metrics, no_match = retrieval_metrics(
             *args, recalls=self.recalls, chunk_size=self.chunk_size, backend=self.backend
@@ -106,7 +131,7 @@ class RetriEvaluator(DatasetEvaluator):
                 "%d of %d queries have no relevant gallery image (counted as misses in Recall@K, "
                 "left out of MAP@R).",
                 no_match,
-                self.num_query,
+                num_query,
             )
         results: OrderedDict[str, float] = OrderedDict(metrics)
         results["metric"] = metrics[f"Recall@{self.recalls[0]}"]

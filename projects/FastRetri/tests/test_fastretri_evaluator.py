@@ -99,3 +99,34 @@ def test_zero_shot_train_and_random_init_evaluation(tmp_path):
     assert set(random_init) == set(trained)
     for results in (trained, random_init):
         assert 0 <= results["Recall@1"] <= results["Recall@8"] <= 100
+
+
+@pytest.mark.parametrize("num_query", [12, 30])  # query + gallery, self-retrieval
+def test_unreadable_images_are_left_out_of_queries_and_gallery(num_query, caplog):
+    torch.manual_seed(3)
+    labels = torch.randint(0, 3, (30,))
+    feats = torch.randn(30, 4) + labels[:, None]
+    corrupt = torch.zeros(30, dtype=torch.bool)
+    corrupt[[1, 5, 20, 27]] = True  # two queries and two gallery images when num_query=12
+    feats[corrupt] = 0.0
+    evaluator = RetriEvaluator(num_query, recalls=(1, 2))
+    for start in range(0, 30, 7):
+        rows = slice(start, start + 7)
+        evaluator.process({"targets": labels[rows], "corrupt": corrupt[rows]}, feats[rows])
+    with caplog.at_level("WARNING"):
+        results = evaluator.evaluate()
+    keep = ~corrupt
+    if num_query == 30:
+        expected, _ = retrieval_metrics(feats[keep], labels[keep], recalls=(1, 2))
+    else:
+        q = keep[:num_query]
+        g = keep[num_query:]
+        expected, _ = retrieval_metrics(
+            feats[:num_query][q], labels[:num_query][q],
+            feats[num_query:][g], labels[num_query:][g],
+            recalls=(1, 2),
+        )  # fmt: skip
+        assert "(2 query, 2 gallery;" in caplog.text
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(value)
+    assert "Dropped 4 unreadable images" in caplog.text
