@@ -3,7 +3,7 @@
 synthetic set, on the CPU, at the same epochs and seeds.
 
     python projects/FastDistill/benchmarks/bench_kd.py            # the README's figures
-    python projects/FastDistill/benchmarks/bench_kd.py --seeds 0 1 2 --jobs 2
+    python projects/FastDistill/benchmarks/bench_kd.py --seeds 0 1 2 --reuse   # add a seed
 
 1. trains the teacher (FastDistill ResNet-34 by default) once;
 2. trains the ResNet-18 student alone, with ``Distiller`` and with ``DistillerOverhaul``,
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)
@@ -84,6 +84,7 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "name": spec["name"],
         "seed": spec["seed"],
+        "spec": spec,
         "metrics": {k: float(results[k]) for k in METRICS},
         "train_seconds": wall,
         "step_seconds": timing["step"] / max(1, timing["steps"]),
@@ -93,56 +94,8 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # -- orchestration ------------------------------------------------------------------------------
-def _launch(spec: Dict[str, Any], log_dir: str) -> Dict[str, Any]:
-    out = os.path.join(log_dir, f"{spec['name']}_seed{spec['seed']}.result.json")
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
-    with open(os.path.join(log_dir, f"{spec['name']}_seed{spec['seed']}.log"), "w") as log:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--run-one", json.dumps(spec), "--result", out],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"run {spec['name']} seed {spec['seed']} failed; see {log.name}")
-    with open(out) as f:
-        return json.load(f)
-
-
-def _mean_std(values: List[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--teacher-depth", default="34x")
-    parser.add_argument("--teacher-epochs", type=int, default=24)
-    parser.add_argument("--student-epochs", type=int, default=12)
-    parser.add_argument("--size", type=int, nargs=2, default=[128, 64], metavar=("H", "W"))
-    parser.add_argument("--warmup-iters", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument(
-        "--kd-opts", nargs="*", default=[], help="extra KEY VALUE overrides for the KD runs"
-    )
-    parser.add_argument("--output", default="logs/bench_fastdistill")
-    parser.add_argument(
-        "--json", default=os.path.join(HERE, "results", "bench_kd.json"), help="result file"
-    )
-    parser.add_argument("--run-one", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-
-    if args.run_one:
-        result = run_one(json.loads(args.run_one))
-        with open(args.result, "w") as f:
-            json.dump(result, f)
-        return
-
-    os.makedirs(args.output, exist_ok=True)
+def run_specs(args: argparse.Namespace) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The teacher's run and every student run (name, seed, config, overrides) of ``args``."""
     h, w = args.size
 
     def opts(epochs: int, seed: int, out: str) -> List[str]:
@@ -191,17 +144,86 @@ def main() -> None:
                     + extra,
                 }
             )
+    return teacher, students
+
+
+def _launch(spec: Dict[str, Any], log_dir: str, reuse: bool = False) -> Dict[str, Any]:
+    out = os.path.join(log_dir, f"{spec['name']}_seed{spec['seed']}.result.json")
+    if reuse and os.path.isfile(out):
+        with open(out) as f:
+            done = json.load(f)
+        if done.get("spec", spec) != spec:
+            raise SystemExit(
+                f"error: {out} was measured with other options; delete it or drop --reuse."
+            )
+        return done
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
+    with open(os.path.join(log_dir, f"{spec['name']}_seed{spec['seed']}.log"), "w") as log:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--run-one", json.dumps(spec), "--result", out],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"run {spec['name']} seed {spec['seed']} failed; see {log.name}")
+    with open(out) as f:
+        return json.load(f)
+
+
+def _mean_std(values: List[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--teacher-depth", default="34x")
+    parser.add_argument("--teacher-epochs", type=int, default=24)
+    parser.add_argument("--student-epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, nargs=2, default=[128, 64], metavar=("H", "W"))
+    parser.add_argument("--warmup-iters", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument(
+        "--kd-opts", nargs="*", default=[], help="extra KEY VALUE overrides for the KD runs"
+    )
+    parser.add_argument("--output", default="logs/bench_fastdistill")
+    parser.add_argument(
+        "--json", default=os.path.join(HERE, "results", "bench_kd.json"), help="result file"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the runs already finished in --output (same options) instead of training "
+        "them again, e.g. to add a seed",
+    )
+    parser.add_argument("--run-one", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.run_one:
+        result = run_one(json.loads(args.run_one))
+        with open(args.result, "w") as f:
+            json.dump(result, f)
+        return
+
+    os.makedirs(args.output, exist_ok=True)
+    h, w = args.size
+    teacher, students = run_specs(args)
 
     # The teacher and the students without KD need nothing else: they start together; the
     # KD students wait for the teacher.
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        teacher_run = pool.submit(_launch, teacher, args.output)
+        teacher_run = pool.submit(_launch, teacher, args.output, args.reuse)
 
         def after_teacher(spec: Dict[str, Any]) -> Dict[str, Any]:
             if "KD.MODEL_CONFIG" in spec["opts"]:
                 teacher_run.result()
-            result = _launch(spec, args.output)
+            result = _launch(spec, args.output, args.reuse)
             print(f"{spec['name']} seed {spec['seed']}: {result['metrics']}", flush=True)
             return result
 
