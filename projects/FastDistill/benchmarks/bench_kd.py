@@ -4,6 +4,8 @@ synthetic set, on the CPU, at the same epochs and seeds.
 
     python projects/FastDistill/benchmarks/bench_kd.py            # the README's figures
     python projects/FastDistill/benchmarks/bench_kd.py --seeds 0 1 2 --reuse   # add a seed
+    python projects/FastDistill/benchmarks/bench_kd.py --reuse --kd-archs Distiller \
+        --tag teacher-train --kd-opts KD.TEACHER_MODE train            # an ablation
 
 1. trains the teacher (FastDistill ResNet-34 by default) once;
 2. trains the ResNet-18 student alone, with ``Distiller`` and with ``DistillerOverhaul``,
@@ -125,14 +127,15 @@ def run_specs(args: argparse.Namespace) -> Tuple[Dict[str, Any], List[Dict[str, 
         "KD.MODEL_CONFIG", os.path.join(teacher_dir, "config.yaml"),
         "KD.MODEL_WEIGHTS", os.path.join(teacher_dir, "model_final.pth"),
     ] + list(args.kd_opts)  # fmt: skip
+    tag = f" [{args.tag}]" if args.tag else ""
     students = []
     for seed in args.seeds:
-        for name, arch, extra in (
-            ("student R18", "Baseline", []),
-            ("R18 + Distiller", "Distiller", kd),
-            ("R18 + DistillerOverhaul", "DistillerOverhaul", kd),
-        ):
-            out = os.path.join(args.output, f"{arch}_seed{seed}")
+        runs = [("student R18", "Baseline", [])] + [
+            (f"R18 + {arch}{tag}", arch, kd) for arch in args.kd_archs
+        ]
+        for name, arch, extra in runs:
+            suffix = f"_{args.tag}" if args.tag and extra else ""
+            out = os.path.join(args.output, f"{arch}_seed{seed}{suffix}")
             students.append(
                 {
                     "name": name,
@@ -189,6 +192,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument(
         "--kd-opts", nargs="*", default=[], help="extra KEY VALUE overrides for the KD runs"
+    )
+    parser.add_argument(
+        "--kd-archs",
+        nargs="+",
+        default=["Distiller", "DistillerOverhaul"],
+        choices=["Distiller", "DistillerOverhaul"],
+        help="the KD students to train",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="a name for a variant of the KD runs (with --kd-opts and --reuse: an ablation "
+        "beside the finished runs)",
     )
     parser.add_argument("--output", default="logs/bench_fastdistill")
     parser.add_argument(
