@@ -17,12 +17,14 @@ __all__ = ["setup", "main", "main_reporting_bad_input", "run", "train_main", "ev
 
 
 def setup(args: argparse.Namespace, trainer_cls: type = DefaultTrainer) -> CfgNode:
-    """Config from ``--config-file`` and the ``KEY VALUE`` overrides (after
+    """Config from ``--config-file``, ``--root`` and the ``KEY VALUE`` overrides (after
     ``trainer_cls.add_config`` adds a project's keys), then :func:`default_setup`."""
     cfg = get_cfg()
     trainer_cls.add_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
+    if getattr(args, "root", ""):
+        cfg.DATASETS.ROOT = args.root  # a DATASETS.ROOT override below still wins
     cfg.merge_from_list(args.opts or [])
     cfg.freeze()
     default_setup(cfg, args)

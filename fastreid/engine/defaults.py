@@ -72,7 +72,7 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
     """FastReID's command line::
 
         --config-file X [--num-gpus N] [--num-machines M --machine-rank R --dist-url URL]
-        [--resume] [--eval-only] KEY VALUE ...   (or --opts KEY VALUE ...)
+        [--resume] [--eval-only] [--root DIR] KEY VALUE ...   (or --opts KEY VALUE ...)
 
     Without a GPU, ``--num-gpus N`` starts N CPU processes (gloo).
     """
@@ -105,6 +105,13 @@ def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentPa
         action="store_true",
         help="train anew into an OUTPUT_DIR that holds an earlier run's checkpoints "
         "(they are replaced); without it such a run is refused unless --resume is given",
+    )
+    parser.add_argument(
+        "--root",
+        default="",
+        metavar="DIR",
+        help="the folder that holds the datasets (DATASETS.ROOT; default $FASTREID_DATASETS, "
+        "else ./datasets)",
     )
     parser.add_argument(
         "--num-gpus",

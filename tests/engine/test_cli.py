@@ -84,3 +84,16 @@ def test_a_project_trainer_adds_its_keys_and_owns_eval_only(tmp_path):
     # The core trainer does not know the key: one clear KeyError naming it.
     with pytest.raises(KeyError, match="PROJECT"):
         main(args, DefaultTrainer)
+
+
+def test_root_flag_sets_the_datasets_folder_and_an_explicit_key_wins(tmp_path):
+    from fastreid.engine.cli import setup
+
+    recipe = str(Path(__file__).resolve().parents[2] / "configs/Synthetic/bagtricks_R18.yml")
+    common = ["--config-file", recipe, "--root", str(tmp_path / "data")]
+    cfg = setup(default_argument_parser().parse_args(common + ["OUTPUT_DIR", str(tmp_path / "a")]))
+    assert cfg.DATASETS.ROOT == str(tmp_path / "data")
+    args = default_argument_parser().parse_args(
+        common + ["DATASETS.ROOT", "elsewhere", "OUTPUT_DIR", str(tmp_path / "b")]
+    )
+    assert setup(args).DATASETS.ROOT == "elsewhere"
