@@ -49,8 +49,8 @@ def save_teacher(folder, *opts):
     return teacher, str(folder / "config.yaml"), str(folder / "model_final.pth")
 
 
-def test_face_teacher_gives_margin_free_cosface_logits_to_a_face_student(tmp_path):
-    teacher_ref, config, weights = save_teacher(tmp_path / "teacher")
+def distilled_student(config, weights):
+    """A face student (Distiller) of the teacher in ``config`` / ``weights``, in training mode."""
     student = build_model(
         face_cfg(
             "MODEL.META_ARCHITECTURE", "Distiller",
@@ -58,7 +58,12 @@ def test_face_teacher_gives_margin_free_cosface_logits_to_a_face_student(tmp_pat
             "KD.MODEL_WEIGHTS", weights,
         )
     )  # fmt: skip
-    student.train()
+    return student.train()
+
+
+def test_face_teacher_gives_margin_free_cosface_logits_to_a_face_student(tmp_path):
+    teacher_ref, config, weights = save_teacher(tmp_path / "teacher")
+    student = distilled_student(config, weights)
     images = torch.rand((4, 3, 56, 56), generator=torch.Generator().manual_seed(0)) * 255
     batch = {"images": images, "targets": torch.tensor([0, 1, 2, 3])}
 
@@ -83,14 +88,7 @@ def test_face_teacher_gives_margin_free_cosface_logits_to_a_face_student(tmp_pat
 
 def test_a_partial_fc_face_teacher_is_refused_with_the_fix(tmp_path):
     _, config, weights = save_teacher(tmp_path / "teacher", "MODEL.HEADS.PFC.ENABLED", "True")
-    student = build_model(
-        face_cfg(
-            "MODEL.META_ARCHITECTURE", "Distiller",
-            "KD.MODEL_CONFIG", config,
-            "KD.MODEL_WEIGHTS", weights,
-        )
-    )  # fmt: skip
-    student.train()
+    student = distilled_student(config, weights)
     batch = {"images": torch.rand((2, 3, 56, 56)) * 255, "targets": torch.tensor([0, 1])}
     with pytest.raises(ValueError, match="no classifier .*PFC.ENABLED False"):
         student(batch)
