@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from fastreid.utils.file_io import save_figure
 
 from .distance import as_feature_tensor, pairwise_distance
 from .protocol import market1501_keep
@@ -115,10 +116,7 @@ def plot_rank_list(
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_path, dpi=100)
-    plt.close(fig)
-    return str(output_path)
+    return save_figure(fig, output_path)
 
 
 def save_rank_lists(
@@ -226,10 +224,7 @@ def plot_distance_histograms(
     ax.set_ylabel("density")
     ax.legend()
     fig.tight_layout()
-    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_path, dpi=100)
-    plt.close(fig)
-    return str(output_path)
+    return save_figure(fig, output_path)
 
 
 def plot_roc(positive: np.ndarray, negative: np.ndarray, output_path: str) -> str:
@@ -248,7 +243,4 @@ def plot_roc(positive: np.ndarray, negative: np.ndarray, output_path: str) -> st
     ax.set_ylabel("true positive rate")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_path, dpi=100)
-    plt.close(fig)
-    return str(output_path)
+    return save_figure(fig, output_path)

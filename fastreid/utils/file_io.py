@@ -9,7 +9,7 @@ from typing import IO, Any, Iterator
 
 import torch
 
-__all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save", "ensure_dir"]
+__all__ = ["atomic_open", "atomic_write_text", "atomic_torch_save", "ensure_dir", "save_figure"]
 
 
 def ensure_dir(path: str, what: str = "folder") -> str:
@@ -75,3 +75,18 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` to ``path`` atomically (temporary file + ``os.replace``)."""
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def save_figure(fig: Any, path: Any, dpi: int = 100) -> str:
+    """Save a matplotlib figure to ``path`` atomically (its folder created; the format from
+    the extension, PNG without one) and close the figure. Returns ``str(path)``."""
+    import matplotlib.pyplot as plt
+
+    path = str(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path

@@ -18,7 +18,7 @@ from fastreid.evaluation import (
     warn_dropped,
 )
 from fastreid.utils import comm
-from fastreid.utils.file_io import atomic_open, atomic_write_text
+from fastreid.utils.file_io import atomic_write_text, save_figure
 
 __all__ = ["AttrEvaluator", "attribute_metrics", "plot_attribute_recall"]
 
@@ -99,10 +99,7 @@ def plot_attribute_recall(
     ax.set_title(title)
     fig.legend(loc="lower center", ncol=2, fontsize=8)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @EVALUATOR_REGISTRY.register()

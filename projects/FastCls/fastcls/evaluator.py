@@ -20,6 +20,7 @@ from fastreid.evaluation import (
     warn_dropped,
 )
 from fastreid.utils import comm
+from fastreid.utils.file_io import atomic_write_text, save_figure
 
 __all__ = ["ClsEvaluator", "classification_metrics", "save_confusion_matrix"]
 
@@ -93,11 +94,7 @@ def save_confusion_matrix(
     ax.set_ylabel("true class")
     ax.set_title(title or "Confusion matrix")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 @EVALUATOR_REGISTRY.register()
@@ -223,11 +220,10 @@ class ClsEvaluator(DatasetEvaluator):
         logger.info("Per-class accuracy on %s:\n%s", self.name, table)
         if self.output_dir and comm.is_main_process():
             stem = os.path.join(self.output_dir, re.sub(r"[^\w.-]+", "_", self.name))
-            os.makedirs(self.output_dir, exist_ok=True)
-            with open(stem + "_per_class_accuracy.csv", "w", encoding="utf-8") as f:
-                f.write("class,images,accuracy\n")
-                for n, s, a in zip(names, support, per_class):
-                    f.write(f'"{n}",{int(s)},{a:.4f}\n')
+            rows = [f'"{n}",{int(s)},{a:.4f}' for n, s, a in zip(names, support, per_class)]
+            atomic_write_text(
+                stem + "_per_class_accuracy.csv", "\n".join(["class,images,accuracy", *rows]) + "\n"
+            )
             if self.plot:
                 save_confusion_matrix(
                     self.confusion, names, stem + "_confusion_matrix.png", title=self.name

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from fastreid.evaluation.evaluator import DatasetEvaluator
 from fastreid.evaluation.roc import roc_curve_points, tpr_at_fpr
 from fastreid.utils import comm
+from fastreid.utils.file_io import save_figure
 
 __all__ = [
     "pair_distances",
@@ -125,7 +126,6 @@ def save_roc_plot(dist: np.ndarray, issame: np.ndarray, path: str, title: str) -
 
     issame = np.asarray(issame, dtype=bool)
     fpr, tpr, _ = roc_curve_points(-dist[issame], -dist[~issame])
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(np.maximum(fpr, 1e-6), tpr, lw=1.5)
     ax.set_xscale("log")
@@ -136,11 +136,7 @@ def save_roc_plot(dist: np.ndarray, issame: np.ndarray, path: str, title: str) -
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 class FaceEvaluator(DatasetEvaluator):

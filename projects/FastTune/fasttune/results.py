@@ -12,7 +12,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from fastreid.config import CfgNode, get_cfg
-from fastreid.utils.file_io import atomic_write_text
+from fastreid.utils.file_io import atomic_write_text, save_figure
 
 from .config import add_tune_config
 from .space import Param
@@ -237,6 +237,4 @@ def plot_search(rows: Sequence[TrialRow], path: str) -> str:
     if rows:
         ax_time.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
