@@ -18,9 +18,10 @@ from fastreid.config import CfgNode
 
 from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
+from .efficientnet import EFFICIENTNET_SCALES
 from .mobilenetv2 import make_divisible
 from .pretrained import load_backbone_pretrain
-from .pycls_common import drop_keys, init_pycls_convs, run_stages
+from .pycls_common import SE, drop_keys, init_pycls_convs, run_stages
 
 __all__ = ["EffNet", "build_effnet_backbone", "effnet_stages"]
 
@@ -34,15 +35,9 @@ _B0_STAGES = [
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 ]
-# DEPTH -> (width multiplier, depth multiplier) of the pycls models.
-EFFNET_SCALES = {
-    "b0": (1.0, 1.0),
-    "b1": (1.0, 1.1),
-    "b2": (1.1, 1.2),
-    "b3": (1.2, 1.4),
-    "b4": (1.4, 1.8),
-    "b5": (1.6, 2.2),
-}
+# DEPTH -> (width multiplier, depth multiplier): Tan & Le's scales, of the sizes pycls
+# publishes (b0-b5).
+EFFNET_SCALES = {d: EFFICIENTNET_SCALES[d] for d in ("b0", "b1", "b2", "b3", "b4", "b5")}
 SE_RATIO = 0.25
 
 
@@ -58,23 +53,6 @@ def effnet_stages(depth: str) -> Tuple[int, List[Tuple[int, int, int, int, int]]
 class Swish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(x)
-
-
-class SE(nn.Module):
-    """Squeeze-excitation with a Swish inner activation (pycls EfficientNet)."""
-
-    def __init__(self, w_in: int, w_se: int) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.f_ex = nn.Sequential(
-            nn.Conv2d(w_in, w_se, 1, bias=True),
-            Swish(),
-            nn.Conv2d(w_se, w_in, 1, bias=True),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.f_ex(self.avg_pool(x))
 
 
 class MBConv(nn.Module):
@@ -98,7 +76,7 @@ class MBConv(nn.Module):
         )
         self.dwise_bn = get_norm(bn_norm, w_exp)
         self.dwise_swish = Swish()
-        self.se = SE(w_exp, int(w_in * SE_RATIO))
+        self.se = SE(w_exp, int(w_in * SE_RATIO), Swish())
         self.lin_proj = nn.Conv2d(w_exp, w_out, 1, bias=False)
         self.lin_proj_bn = get_norm(bn_norm, w_out)
         self.has_skip = stride == 1 and w_in == w_out

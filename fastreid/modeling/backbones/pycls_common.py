@@ -1,6 +1,6 @@
 """What FastReID's pycls networks (``build_effnet_backbone``, ``build_regnet_backbone``) share:
-pycls's convolution initialisation, the stage loop over ``s1..sN`` and the pretrained-key
-filter."""
+pycls's squeeze-excitation block, convolution initialisation, the stage loop over ``s1..sN``
+and the pretrained-key filter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,25 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
-__all__ = ["init_pycls_convs", "run_stages", "drop_keys"]
+__all__ = ["SE", "init_pycls_convs", "run_stages", "drop_keys"]
+
+
+class SE(nn.Module):
+    """pycls's squeeze-excitation, ``x * sigmoid(fc(act(fc(avgpool(x)))))`` (names
+    ``avg_pool``, ``f_ex.0/2``): ReLU inside in RegNet, Swish in EfficientNet."""
+
+    def __init__(self, w_in: int, w_se: int, activation: nn.Module) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.f_ex = nn.Sequential(
+            nn.Conv2d(w_in, w_se, 1, bias=True),
+            activation,
+            nn.Conv2d(w_se, w_in, 1, bias=True),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.f_ex(self.avg_pool(x))
 
 
 def init_pycls_convs(module: nn.Module) -> None:

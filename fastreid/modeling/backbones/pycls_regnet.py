@@ -20,7 +20,7 @@ from fastreid.config import CfgNode
 from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
 from .pretrained import load_backbone_pretrain
-from .pycls_common import drop_keys, init_pycls_convs, run_stages
+from .pycls_common import SE, drop_keys, init_pycls_convs, run_stages
 
 __all__ = ["RegNet", "build_regnet_backbone", "REGNET_PARAMS", "regnet_stages"]
 
@@ -94,23 +94,6 @@ def regnet_stages(p: RegNetParams, q: int = 8) -> List[Tuple[int, int, int]]:
     return out
 
 
-class SE(nn.Module):
-    """Squeeze-excitation: ``x * sigmoid(fc(relu(fc(avgpool(x)))))``."""
-
-    def __init__(self, w_in: int, w_se: int) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.f_ex = nn.Sequential(
-            nn.Conv2d(w_in, w_se, 1, bias=True),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(w_se, w_in, 1, bias=True),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.f_ex(self.avg_pool(x))
-
-
 class BottleneckTransform(nn.Module):
     """1x1 -> grouped 3x3 (stride) -> [SE] -> 1x1, norms after each conv."""
 
@@ -124,7 +107,7 @@ class BottleneckTransform(nn.Module):
         self.b = nn.Conv2d(w_out, w_out, 3, stride, 1, groups=w_out // group_w, bias=False)
         self.b_bn = get_norm(bn_norm, w_out)
         self.b_relu = nn.ReLU(inplace=True)
-        self.se = SE(w_out, int(round(w_in * SE_RATIO))) if se else None
+        self.se = SE(w_out, int(round(w_in * SE_RATIO)), nn.ReLU(inplace=True)) if se else None
         self.c = nn.Conv2d(w_out, w_out, 1, bias=False)
         self.c_bn = get_norm(bn_norm, w_out)
 
