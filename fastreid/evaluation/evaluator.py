@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ __all__ = [
     "DatasetEvaluator",
     "DatasetEvaluators",
     "inference_on_dataset",
+    "drop_unreadable",
     "readable_rows",
     "warn_dropped",
 ]
@@ -53,6 +54,21 @@ def warn_dropped(dataset_name: str, dropped: int, detail: str = "") -> None:
             f" of {dataset_name}" if dataset_name else "",
             f"{detail}; " if detail else "",
         )
+
+
+def drop_unreadable(
+    readable: torch.Tensor, num_query: int, *tensors: torch.Tensor
+) -> Tuple[List[torch.Tensor], int]:
+    """The rows of ``tensors`` whose images were readable (``readable``, (N,) bool) and the
+    number of readable queries (the first ``num_query`` rows are queries; ``num_query == N``
+    is self-retrieval). Says how many were dropped, queries and gallery apart."""
+    if bool(readable.all()):
+        return list(tensors), num_query
+    dropped = int((~readable).sum())
+    in_query = int((~readable[:num_query]).sum())
+    gallery = num_query < len(readable)
+    warn_dropped("", dropped, f"{in_query} query, {dropped - in_query} gallery" if gallery else "")
+    return [t[readable] for t in tensors], num_query - in_query
 
 
 class DatasetEvaluator:

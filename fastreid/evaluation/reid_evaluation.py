@@ -11,7 +11,7 @@ import torch
 from fastreid.config import configurable
 from fastreid.utils import comm
 
-from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator, readable_rows, warn_dropped
+from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator, drop_unreadable, readable_rows
 from .query_expansion import aqe
 from .rank import (
     NoTrueMatchError,
@@ -164,27 +164,15 @@ class ReidEvaluator(DatasetEvaluator):
             raise RuntimeError("ReidEvaluator.evaluate() called before any process() call.")
         return tuple(torch.cat(part) for part in parts)
 
-    def _drop_corrupt(self, features, pids, camids, corrupt):
-        """Remove unreadable images; returns the kept tensors and the new query count."""
-        num_query = self.num_query
-        if not corrupt.any():
-            return features, pids, camids, num_query
-        in_query = int(corrupt[:num_query].sum())
-        in_gallery = int(corrupt[num_query:].sum())
-        warn_dropped(
-            "",
-            in_query + in_gallery,
-            f"{in_query} query, {in_gallery} gallery",
-        )
-        kept = ~corrupt
-        return features[kept], pids[kept], camids[kept], num_query - in_query
-
     def evaluate(self) -> OrderedDict[str, float]:
         collected = self._collect()
         if collected is None:
             return OrderedDict()
-        features, pids, camids, num_query = self._drop_corrupt(*collected)
-        self.num_dropped = int(collected[3].sum())  # unreadable images left out
+        features, pids, camids, corrupt = collected
+        (features, pids, camids), num_query = drop_unreadable(
+            ~corrupt, self.num_query, features, pids, camids
+        )
+        self.num_dropped = int(corrupt.sum())  # unreadable images left out
         if not 0 < num_query < len(features):
             raise ValueError(
                 f"num_query={num_query} (readable) but {len(features)} images were evaluated; the "

@@ -12,8 +12,8 @@ from fastreid.config import configurable
 from fastreid.evaluation import (
     EVALUATOR_REGISTRY,
     DatasetEvaluator,
+    drop_unreadable,
     readable_rows,
-    warn_dropped,
 )
 from fastreid.utils import comm
 
@@ -103,16 +103,7 @@ class RetriEvaluator(DatasetEvaluator):
         if self.num_query < 1 or self.num_query > len(feats):
             raise ValueError(f"num_query={self.num_query} but {len(feats)} images were evaluated.")
         self_retrieval = self.num_query == len(feats)
-        num_query = self.num_query
-        if not keep.all():
-            in_query = int((~keep[:num_query]).sum())
-            detail = (
-                ""
-                if self_retrieval
-                else f"{in_query} query, {int((~keep).sum()) - in_query} gallery"
-            )
-            warn_dropped("", int((~keep).sum()), detail)
-            feats, labs, num_query = feats[keep], labs[keep], num_query - in_query
+        (feats, labs), num_query = drop_unreadable(keep, self.num_query, feats, labs)
         if self_retrieval:
             args = (feats, labs, None, None)
         else:
