@@ -3,15 +3,20 @@ a fixed class order for classification."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from fastreid.config import CfgNode
+from fastreid.data import build_reid_test_loader
 from fastreid.data.common import CommDataset
+from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
+from fastreid.data.transforms import build_transforms
+from fastreid.utils import comm
 
 from .datasets import idx_image
 
-__all__ = ["ClsDataset", "ItemDataset", "read_item_image"]
+__all__ = ["ClsDataset", "ItemDataset", "build_item_test_loader", "read_item_image"]
 
 
 def read_item_image(path: str) -> Optional[torch.Tensor]:
@@ -79,3 +84,29 @@ class ClsDataset(ItemDataset):
     @property
     def class_names(self) -> List[str]:
         return list(self.pids)
+
+
+def build_item_test_loader(
+    cfg: CfgNode,
+    dataset_name: str,
+    make_test_set: Callable[[List[tuple], Callable], CommDataset],
+    all_queries: bool = False,
+) -> Tuple[Any, int]:
+    """``(loader, num_query)`` over the registered ``dataset_name``'s ``test_items()``.
+
+    ``make_test_set(items, transform)`` builds the torch dataset (the test transform of
+    ``cfg``); ``all_queries`` makes every image a query (classification), otherwise the
+    dataset's own query count is kept (retrieval).
+    """
+    dataset = DATASET_REGISTRY.get(dataset_name)(
+        root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
+    )
+    items, num_query = dataset.test_items()
+    test_set = make_test_set(items, build_transforms(cfg, is_train=False, to_float=False))
+    test_set.source, test_set.dataset_name = dataset, dataset_name
+    return build_reid_test_loader(
+        test_set=test_set,
+        test_batch_size=cfg.TEST.IMS_PER_BATCH,
+        num_query=len(test_set) if all_queries else num_query,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+    )

@@ -8,14 +8,14 @@ import os
 from typing import Any, List, Optional, Tuple
 
 from fastreid.config import CfgNode
-from fastreid.data import build_reid_test_loader, build_reid_train_loader
+from fastreid.data import build_reid_train_loader
 from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_write_text
 
-from .data import ClsDataset
+from .data import ClsDataset, build_item_test_loader
 
 __all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
@@ -125,21 +125,15 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
-        dataset = DATASET_REGISTRY.get(dataset_name)(
-            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
-        )
-        items, _ = dataset.test_items()
-        test_set = ClsDataset(
-            items,
-            build_transforms(cfg, is_train=False, to_float=False),
-            cls.resolve_class_names(cfg),
-            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-            for_evaluation=True,
-        )
-        test_set.source, test_set.dataset_name = dataset, dataset_name
-        return build_reid_test_loader(
-            test_set=test_set,
-            test_batch_size=cfg.TEST.IMS_PER_BATCH,
-            num_query=len(test_set),
-            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        return build_item_test_loader(
+            cfg,
+            dataset_name,
+            lambda items, transform: ClsDataset(
+                items,
+                transform,
+                cls.resolve_class_names(cfg),
+                skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+                for_evaluation=True,
+            ),
+            all_queries=True,
         )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, Tuple
 
 from fastreid.config import CfgNode
-from fastreid.data import build_reid_test_loader, build_reid_train_loader
+from fastreid.data import build_reid_train_loader
 from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
-from projects.FastCls.fastcls.data import ItemDataset
+from projects.FastCls.fastcls.data import ItemDataset, build_item_test_loader
 
 from .config import add_retri_config
 
@@ -47,20 +47,10 @@ class RetriTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
-        dataset = DATASET_REGISTRY.get(dataset_name)(
-            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
-        )
-        items, num_query = dataset.test_items()
-        test_set = ItemDataset(
-            items,
-            build_transforms(cfg, is_train=False, to_float=False),
-            relabel=False,
-            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-        )
-        test_set.source, test_set.dataset_name = dataset, dataset_name
-        return build_reid_test_loader(
-            test_set=test_set,
-            test_batch_size=cfg.TEST.IMS_PER_BATCH,
-            num_query=num_query,
-            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        return build_item_test_loader(
+            cfg,
+            dataset_name,
+            lambda items, transform: ItemDataset(
+                items, transform, relabel=False, skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT
+            ),
         )
