@@ -21,7 +21,7 @@ from fastreid.data import CorruptImageError, build_reid_train_loader
 from fastreid.data.common import CommDataset
 from fastreid.data.datasets.bases import DatasetNotFoundError
 from fastreid.data.synthetic import generate_synthetic_dataset
-from fastreid.engine.defaults import default_setup
+from fastreid.engine.setup import default_setup
 from fastreid.export.dependencies import MissingDependencyError, require
 from fastreid.modeling import build_model
 from fastreid.utils.checkpoint import Checkpointer

@@ -1,12 +1,5 @@
 """Training engine: the loop, its hooks, DefaultTrainer and distributed launch."""
 
-from .defaults import (
-    DefaultTrainer,
-    ExtraOptimizer,
-    default_argument_parser,
-    default_setup,
-    resolve_device,
-)
 from .hooks import (
     BestCheckpointer,
     CallbackHook,
@@ -20,7 +13,9 @@ from .hooks import (
     ProgressBar,
 )
 from .launch import launch
+from .setup import default_argument_parser, default_setup, resolve_device
 from .train_loop import AMPTrainer, HookBase, SimpleTrainer, TrainerBase
+from .trainer import DefaultTrainer, ExtraOptimizer
 
 __all__ = [
     "AMPTrainer",

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastreid.engine.defaults import averaged_buffers
+from fastreid.engine.buffer_sync import averaged_buffers
 from fastreid.modeling import build_model
 from fastreid.modeling.heads import ClasHead, EmbeddingHead
 from fastreid.modeling.meta_arch.baseline import check_head_input

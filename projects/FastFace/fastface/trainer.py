@@ -14,7 +14,7 @@ from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.data.samplers import TrainingSampler
 from fastreid.data.transforms import build_transforms
-from fastreid.engine.defaults import DefaultTrainer, ExtraOptimizer
+from fastreid.engine import DefaultTrainer, ExtraOptimizer
 from fastreid.engine.train_loop import SimpleTrainer
 from fastreid.utils.checkpoint import Checkpointer
 

@@ -1,0 +1,561 @@
+"""DefaultTrainer: builds everything a run needs from a config, and is what projects subclass.
+
+See :mod:`fastreid.engine.setup` for what runs before it (output folder, logging, seed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from fastreid.config import CfgNode
+from fastreid.modeling.compat import map_fastreid_state_dict
+from fastreid.solver import build_gradient_clipper
+from fastreid.utils import comm
+from fastreid.utils.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint_file,
+    unwrap_model,
+)
+from fastreid.utils.env import get_rng_state, set_rng_state
+from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
+from fastreid.utils.file_io import atomic_write_text
+from fastreid.utils.logger import setup_logger
+from fastreid.utils.precision_bn import get_bn_modules
+
+from . import hooks
+from .buffer_sync import average_buffers
+from .precision import autocast_dtype
+from .setup import use_available_device
+from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase
+
+__all__ = ["DefaultTrainer", "ExtraOptimizer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtraOptimizer:
+    """An optimizer besides the model's, returned by :meth:`DefaultTrainer.build_extra_optimizers`.
+
+    It is stepped every iteration after the main one; ``scheduler`` (optional) is stepped by
+    its own LRScheduler hook (its lr logged as ``lr_<name>``). Both are checkpointed as
+    ``optimizer_<name>`` / ``scheduler_<name>``: in the main file, or with ``per_rank`` in
+    each process's ``<checkpoint>_rank{r}.pth`` (state that differs per process, e.g. the
+    optimizer of a sharded classifier).
+    """
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    per_rank: bool = False
+
+
+class DefaultTrainer(TrainerBase):
+    """A trainer with the standard behaviour, built from a config:
+
+    1. builds the train loader, fills ``MODEL.HEADS.NUM_CLASSES`` from it
+       (:meth:`auto_scale_hyperparams`), then the model, optimizer and LR scheduler;
+    2. wraps the model in DDP when several processes run;
+    3. trains with :class:`SimpleTrainer` or, with ``SOLVER.AMP``, :class:`AMPTrainer`;
+    4. registers the default hooks (:meth:`build_hooks`) and writers (:meth:`build_writers`);
+    5. writes the final config to ``OUTPUT_DIR/config.yaml``.
+
+    Epoch-based like FastReID: ``iters_per_epoch = len(train images) // SOLVER.IMS_PER_BATCH``
+    (the global batch); ``SOLVER.MAX_EPOCH``, ``SOLVER.CHECKPOINT_PERIOD`` and
+    ``TEST.EVAL_PERIOD`` count epochs.
+
+    Projects customise it by overriding the ``build_*`` classmethods and :meth:`test`, and
+    the seams of ``__init__``: :meth:`build_extra_optimizers` (more optimizers and LR
+    schedules), :meth:`build_step_trainer` (the iteration), :meth:`build_checkpointer`
+    (per-process state) and :meth:`build_hooks`. A project's command line is
+    ``fastreid.engine.cli.run(args, trainer_cls=ProjectTrainer)``: :meth:`add_config` adds
+    its keys and :meth:`evaluate_weights` is its ``--eval-only``.
+    """
+
+    def __init__(self, cfg: CfgNode) -> None:
+        super().__init__()
+        if not logging.getLogger("fastreid").handlers:
+            setup_logger()
+        cfg = cfg.clone()
+        cfg.defrost()
+        use_available_device(cfg)
+
+        data_loader = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
+        if self.iters_per_epoch < 1:
+            raise ValueError(
+                f"The training set has {len(data_loader.dataset)} images, fewer than "
+                f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH}; lower the batch size."
+            )
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        self.extra_optimizers: Dict[str, ExtraOptimizer] = dict(
+            self.build_extra_optimizers(cfg, model, self.iters_per_epoch)
+        )
+        model = self.wrap_distributed(cfg, model)
+        self._trainer: SimpleTrainer = self.build_step_trainer(cfg, model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+
+        checkpointables: Dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
+        if getattr(self._trainer, "grad_scaler", None) is not None:
+            checkpointables["grad_scaler"] = self._trainer.grad_scaler
+        per_rank_state: Dict[str, Any] = {}
+        for name, extra in self.extra_optimizers.items():
+            target = per_rank_state if extra.per_rank else checkpointables
+            target[f"optimizer_{name}"] = extra.optimizer
+            if extra.scheduler is not None:
+                target[f"scheduler_{name}"] = extra.scheduler
+        self.checkpointer = self.build_checkpointer(cfg, model, checkpointables, per_rank_state)
+
+        self.start_epoch = 0
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
+        self.max_iter = self.max_epoch * self.iters_per_epoch
+        cfg.freeze()
+        self.cfg = cfg
+
+        self._eval_hook: Optional[hooks.EvalHook] = None
+        self._checkpoint_hook: Optional[hooks.PeriodicCheckpointer] = None
+        self._best_hook: Optional[hooks.BestCheckpointer] = None
+        self.register_hooks(self.build_hooks())
+
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+
+    # -- seams of __init__ that projects override -------------------------------------------
+    def build_step_trainer(
+        self,
+        cfg: CfgNode,
+        model: nn.Module,
+        data_loader: Any,
+        optimizer: torch.optim.Optimizer,
+    ) -> SimpleTrainer:
+        """The object that runs one iteration (``run_step``): :class:`SimpleTrainer`, or
+        :class:`AMPTrainer` with ``SOLVER.AMP``. It also steps :attr:`extra_optimizers`.
+        Override to return a subclass with its own ``run_step``."""
+        device_type = torch.device(cfg.MODEL.DEVICE).type
+        amp_dtype = autocast_dtype(cfg, device_type)
+        common: Dict[str, Any] = dict(
+            grad_clipper=build_gradient_clipper(cfg),
+            log_period=cfg.SOLVER.LOG_PERIOD,
+            data_seed=(cfg.SEED if cfg.SEED >= 0 else 0) * 1000 + comm.get_rank(),
+            extra_optimizers=[e.optimizer for e in self.extra_optimizers.values()],
+        )
+        if amp_dtype is None:
+            return SimpleTrainer(model, data_loader, optimizer, **common)
+        return AMPTrainer(
+            model, data_loader, optimizer, device_type=device_type, dtype=amp_dtype, **common
+        )
+
+    @classmethod
+    def build_extra_optimizers(
+        cls, cfg: CfgNode, model: nn.Module, iters_per_epoch: int
+    ) -> Dict[str, ExtraOptimizer]:
+        """Optimizers besides :meth:`build_optimizer`'s, by name (default: none). ``model`` is
+        not yet wrapped in DDP. See :class:`ExtraOptimizer`."""
+        return {}
+
+    @classmethod
+    def build_checkpointer(
+        cls,
+        cfg: CfgNode,
+        model: nn.Module,
+        checkpointables: Dict[str, Any],
+        per_rank_state: Dict[str, Any],
+    ) -> Checkpointer:
+        """The :class:`Checkpointer` of OUTPUT_DIR. ``checkpointables`` (optimizer, scheduler,
+        grad scaler, extra optimizers) go in the main file written by the main process;
+        ``per_rank_state`` in every process's ``<checkpoint>_rank{r}.pth``. Override to add
+        entries (``checkpointer.add_checkpointable(name, obj, per_rank=...)``)."""
+        return Checkpointer(
+            model,
+            cfg.OUTPUT_DIR,
+            key_mapper=map_fastreid_state_dict,
+            save_to_disk=comm.is_main_process(),
+            per_rank_state=per_rank_state,
+            **checkpointables,
+        )
+
+    # -- the wrapped step trainer ----------------------------------------------------------
+    @property
+    def model(self) -> nn.Module:
+        return self._trainer.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._trainer.optimizer
+
+    @property
+    def data_loader(self) -> Any:
+        return self._trainer.data_loader
+
+    def _sync_inner(self) -> None:
+        inner = self._trainer
+        inner.iter, inner.epoch, inner.storage = self.iter, self.epoch, self.storage
+        inner.start_iter, inner.iters_per_epoch, inner.max_iter = (
+            self.start_iter,
+            self.iters_per_epoch,
+            self.max_iter,
+        )
+
+    def begin_epoch_data(self, epoch: int) -> None:
+        self._sync_inner()
+        self._trainer.begin_epoch_data(epoch)
+
+    def end_epoch_data(self) -> None:
+        self._sync_inner()
+        self._trainer.end_epoch_data()
+        average_buffers(self.model)
+
+    def flush_metrics(self) -> None:
+        self._sync_inner()
+        self._trainer.flush_metrics()
+
+    def run_step(self) -> None:
+        self._sync_inner()
+        self._trainer.run_step()
+
+    # -- resume / train ---------------------------------------------------------------------
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and a checkpoint in OUTPUT_DIR: restore model, optimizer, scheduler,
+        epoch, RNG states and best metric from ``last_checkpoint`` and continue after its epoch.
+        Otherwise load MODEL.WEIGHTS (model weights only) if set."""
+        resuming = resume and self.checkpointer.has_checkpoint()
+        checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if not resuming:
+            return
+        self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+        rng_states = checkpoint.get("rng_states")
+        if rng_states:
+            if len(rng_states) == comm.get_world_size():
+                set_rng_state(rng_states[comm.get_rank()])
+            else:
+                logger.warning(
+                    f"The checkpoint was written by {len(rng_states)} processes, this run has "
+                    f"{comm.get_world_size()}; random streams are not restored."
+                )
+        if "data_seed" in checkpoint:
+            self._trainer.data_stream.seed = int(checkpoint["data_seed"])
+        if checkpoint.get("sampler_seed") is not None:
+            self._trainer.data_stream.sampler_seed = int(checkpoint["sampler_seed"])
+        if self._best_hook is not None:
+            self._best_hook.best_metric = self._best_metric_on_disk(checkpoint.get("best_metric"))
+        logger.info(
+            f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
+        )
+
+    def _best_metric_on_disk(self, stored: Optional[float]) -> Optional[float]:
+        """The best metric so far: the resumed checkpoint's, or model_best's when higher
+        (model_best is written after the epoch's checkpoint, by the evaluation)."""
+        path = os.path.join(self.cfg.OUTPUT_DIR, "model_best.pth")
+        if not (self.cfg.OUTPUT_DIR and os.path.isfile(path)):
+            return stored
+        try:
+            best = load_checkpoint_file(path).get("best_metric")
+        except CheckpointError:
+            return stored
+        if best is None or (stored is not None and stored >= best):
+            return stored
+        return float(best)
+
+    def train(self) -> Dict[str, Any]:
+        """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation
+        results (on the main process).
+
+        The test sets are checked first (:meth:`check_test_sets`), so a typo or an empty
+        gallery stops the run before any training, not at the first evaluation."""
+        self.check_test_sets(self.cfg)
+        try:
+            super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        except NonFiniteLossError as e:
+            last = self.checkpointer.get_checkpoint_file() if self.checkpointer.save_dir else ""
+            if last and os.path.isfile(last):
+                where = (
+                    f"The last good checkpoint is '{last}'; after the change, rerun with "
+                    "--resume to continue from it."
+                )
+            else:
+                where = "No checkpoint was written before it; start the run again."
+            raise NonFiniteLossError(f"{e} {where}") from e
+        results = self._eval_hook.latest_results if self._eval_hook is not None else {}
+        return dict(results) if comm.is_main_process() else {}
+
+    def checkpoint_state(self) -> Dict[str, Any]:
+        """The non-model entries stored in each checkpoint (gathered from every process)."""
+        rng = get_rng_state()
+        return {
+            "epoch": self.epoch,
+            "iteration": self.iter,
+            "rng_states": comm.all_gather(rng) if comm.get_world_size() > 1 else [rng],
+            "data_seed": self._trainer.data_stream.seed,
+            "sampler_seed": self._trainer.data_stream.sampler_seed,
+            "config": self.cfg.dump(),
+        }
+
+    # -- hooks and writers -----------------------------------------------------------------
+    def build_hooks(self) -> List[Optional[hooks.HookBase]]:
+        """Default hooks, in order: IterationTimer, LRScheduler (one more per extra optimizer
+        with a scheduler), LayerFreeze, PreciseBN, PeriodicCheckpointer (before the
+        evaluation, so a failing evaluation loses nothing), EvalHook, BestCheckpointer
+        (model_best from this epoch's metric), PeriodicWriter, ProgressBar."""
+        cfg = self.cfg
+        result: List[Optional[hooks.HookBase]] = [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(self.optimizer, self.scheduler),
+        ]
+        for name, extra in self.extra_optimizers.items():
+            if extra.scheduler is not None:
+                result.append(
+                    hooks.LRScheduler(extra.optimizer, extra.scheduler, name=f"lr_{name}")
+                )
+        if cfg.MODEL.FREEZE_LAYERS and cfg.SOLVER.FREEZE_ITERS > 0:
+            result.append(
+                hooks.LayerFreeze(
+                    self.model, self.optimizer, cfg.MODEL.FREEZE_LAYERS, cfg.SOLVER.FREEZE_ITERS
+                )
+            )
+        if cfg.TEST.PRECISE_BN.ENABLED and get_bn_modules(self.model):
+
+            def precise_bn_loader() -> Any:
+                bn_cfg = cfg.clone()
+                bn_cfg.defrost()
+                bn_cfg.DATASETS.NAMES = (cfg.TEST.PRECISE_BN.DATASET,)
+                return self.build_train_loader(bn_cfg)
+
+            result.append(
+                hooks.PreciseBN(
+                    unwrap_model(self.model),
+                    precise_bn_loader,
+                    cfg.TEST.PRECISE_BN.NUM_ITER,
+                    cfg.TEST.EVAL_PERIOD,
+                )
+            )
+        tests = list(cfg.DATASETS.TESTS)
+        metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
+        self._best_hook = hooks.BestCheckpointer(
+            self.checkpointer, metric_name=metric_name, extra_state_fn=self.checkpoint_state
+        )
+        # The epoch's checkpoint is written before evaluating: a failing evaluation never
+        # costs the training; model_best follows the evaluation.
+        self._checkpoint_hook = hooks.PeriodicCheckpointer(
+            self.checkpointer,
+            cfg.SOLVER.CHECKPOINT_PERIOD,
+            extra_state_fn=self.checkpoint_state,
+            best_metric_fn=lambda: self._best_hook.best_metric,
+        )
+        result.append(self._checkpoint_hook)
+        self._eval_hook = hooks.EvalHook(
+            cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)
+        )
+        result.append(self._eval_hook)
+        result.append(self._best_hook)
+        # Every process runs the writer hook: flushing the losses averages them across ranks.
+        writers = self.build_writers() if comm.is_main_process() else []
+        result.append(hooks.PeriodicWriter(writers, period=cfg.SOLVER.LOG_PERIOD))
+        result.append(hooks.ProgressBar())
+        return result
+
+    def build_writers(self) -> List[EventWriter]:
+        """Console line, ``OUTPUT_DIR/metrics.json`` and tensorboard events in OUTPUT_DIR."""
+        output_dir = self.cfg.OUTPUT_DIR
+        writers: List[EventWriter] = [CommonMetricPrinter(self.max_iter, self.iters_per_epoch)]
+        if output_dir:
+            writers.append(JSONWriter(os.path.join(output_dir, "metrics.json")))
+            writers.append(TensorboardXWriter(output_dir))
+        return writers
+
+    # -- builders projects override --------------------------------------------------------
+    @classmethod
+    def add_config(cls, cfg: CfgNode) -> None:
+        """Add the project's own config keys to ``cfg`` (in place), before the config file
+        and the command-line overrides are merged. The core trainer adds none."""
+
+    @classmethod
+    def evaluate_weights(cls, cfg: CfgNode) -> OrderedDict[str, Any]:
+        """``--eval-only``: build the model for inference with ``MODEL.WEIGHTS`` loaded
+        (random weights without it) and :meth:`test` it."""
+        from fastreid.predictor import build_model_from_cfg
+
+        model = build_model_from_cfg(cfg, build_fn=cls.build_model)
+        return cls.test(model.cfg, model)
+
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        """Fill ``MODEL.HEADS.NUM_CLASSES`` from the training data when it is 0."""
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        if cfg.MODEL.HEADS.NUM_CLASSES == 0:
+            cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
+            logging.getLogger("fastreid").info(
+                f"Auto-scaling MODEL.HEADS.NUM_CLASSES={num_classes}"
+            )
+        elif cfg.MODEL.HEADS.NUM_CLASSES != num_classes:
+            logging.getLogger("fastreid").warning(
+                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but the training data has "
+                f"{num_classes} identities; set it to 0 to fill it in automatically."
+            )
+        if frozen:
+            cfg.freeze()
+        return cfg
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        """``fastreid.modeling.build_model(cfg)``, logged."""
+        from fastreid.modeling import build_model
+        from fastreid.modeling.meta_arch.build import compile_backbone
+
+        model = build_model(cfg)
+        logging.getLogger("fastreid").info(f"Model:\n{model}")
+        if cfg.MODEL.COMPILE:
+            compile_backbone(model)
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        """``fastreid.solver.build_optimizer(cfg, model)``."""
+        from fastreid.solver import build_optimizer
+
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(
+        cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int
+    ) -> Any:
+        """``fastreid.solver.build_lr_scheduler(cfg, optimizer, iters_per_epoch)``: one
+        scheduler stepped every iteration."""
+        from fastreid.solver import build_lr_scheduler
+
+        return build_lr_scheduler(cfg, optimizer, iters_per_epoch)
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Any:
+        """``fastreid.data.build_reid_train_loader(cfg)``: an infinite loader of batch dicts
+        whose ``dataset`` has ``num_classes`` and ``len()``."""
+        from fastreid.data import build_reid_train_loader
+
+        logging.getLogger("fastreid").info("Prepare training set")
+        return build_reid_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
+        """``fastreid.data.build_reid_test_loader(cfg, dataset_name)`` -> (loader, num_query)."""
+        from fastreid.data import build_reid_test_loader
+
+        return build_reid_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(
+        cls, cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None
+    ) -> Tuple[Any, Any]:
+        """The test loader of ``dataset_name`` and its evaluator: ``TEST.EVALUATOR`` (default
+        ``ReidEvaluator``) from ``EVALUATOR_REGISTRY``, built by its ``from_test_set``
+        classmethod. Returns ``(data_loader, evaluator)`` as FastReID does."""
+        from fastreid.evaluation import EVALUATOR_REGISTRY
+
+        data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+        evaluator_cls = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)
+        evaluator = evaluator_cls.from_test_set(
+            cfg,
+            test_set=getattr(data_loader, "dataset", None),
+            num_query=num_query,
+            dataset_name=dataset_name,
+            output_dir=output_dir,
+        )
+        return data_loader, evaluator
+
+    @classmethod
+    def check_test_sets(cls, cfg: CfgNode) -> None:
+        """Build the loader and evaluator of every ``DATASETS.TESTS`` entry once, before
+        training: a misspelled name, a missing folder, an empty query or gallery, or a test
+        set without any true match is one error now rather than at the first evaluation.
+        Evaluators check their own needs in ``check_test_set(test_set, dataset_name)``."""
+        for dataset_name in cfg.DATASETS.TESTS:
+            try:
+                built = cls.build_evaluator(cfg, dataset_name, output_dir=None)
+            except NotImplementedError:
+                continue  # test() warns about it
+            if isinstance(built, tuple):
+                data_loader, evaluator = built
+            else:
+                evaluator = built
+                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
+            check = getattr(evaluator, "check_test_set", None)
+            if check is not None:
+                check(getattr(data_loader, "dataset", None), dataset_name)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:
+        """Evaluate ``model`` on every ``DATASETS.TESTS`` entry, log a table per dataset and
+        return the results: ``{metric: value}`` for one test set, else
+        ``{dataset: {metric: value}}`` (FastReID's convention). Results are complete on the
+        main process; other processes take part in feature extraction."""
+        from fastreid.evaluation import inference_on_dataset, print_csv_format
+
+        log = logging.getLogger("fastreid")
+        results: OrderedDict[str, Any] = OrderedDict()
+        for dataset_name in cfg.DATASETS.TESTS:
+            log.info(f"Prepare testing set {dataset_name}")
+            try:
+                built = cls.build_evaluator(cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None)
+            except NotImplementedError:
+                log.warning(
+                    f"No evaluator for {dataset_name}; implement build_evaluator() to test it."
+                )
+                results[dataset_name] = {}
+                continue
+            if isinstance(built, tuple):
+                data_loader, evaluator = built
+            else:  # an override that returns only the evaluator
+                evaluator = built
+                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
+            results_i = inference_on_dataset(
+                model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
+            )
+            if comm.is_main_process() and results_i and "metric" not in results_i:
+                raise KeyError(
+                    f"{type(evaluator).__name__} returned no 'metric' entry for {dataset_name} "
+                    f"(got {sorted(results_i)}); every evaluator reports 'metric', the value "
+                    "model_best is chosen by."
+                )
+            results[dataset_name] = results_i
+        if comm.is_main_process():
+            printable = OrderedDict((name, res) for name, res in results.items() if res)
+            if printable:
+                print_csv_format(printable)
+        if len(results) == 1:
+            return OrderedDict(list(results.values())[0])
+        return results
+
+    # Set True in a subclass whose model leaves some parameters without a gradient in a
+    # step (DDP then searches the graph for them every iteration, which costs time).
+    find_unused_parameters: bool = False
+
+    @classmethod
+    def wrap_distributed(cls, cfg: CfgNode, model: nn.Module) -> nn.Module:
+        """DistributedDataParallel when several processes run. Frozen layers still receive
+        gradients (see LayerFreeze), so ``find_unused_parameters`` stays off unless a
+        subclass sets :attr:`find_unused_parameters`."""
+        if comm.get_world_size() == 1:
+            return model
+        find_unused = cls.find_unused_parameters
+        device = torch.device(cfg.MODEL.DEVICE)
+        if device.type == "cuda":
+            local = comm.get_local_rank()
+            return DistributedDataParallel(
+                model,
+                device_ids=[local],
+                output_device=local,
+                broadcast_buffers=False,
+                find_unused_parameters=find_unused,
+            )
+        return DistributedDataParallel(
+            model, broadcast_buffers=False, find_unused_parameters=find_unused
+        )
