@@ -319,6 +319,12 @@ _C.SOLVER.AMP.CPU = False
 
 # Optimizer: any torch.optim class name (SGD, Adam, AdamW, ...).
 _C.SOLVER.OPT = "Adam"
+# (fastreid) On CUDA, use torch's fused optimizer kernel (Adam, AdamW, SGD) and multi-tensor
+# (foreach) kernels for the others; the same update up to rounding. The CPU is unaffected.
+_C.SOLVER.FUSED = True
+# (fastreid) Capture the whole training step in a CUDA graph (fixed shapes, one process, fp32
+# or bf16 AMP); where it cannot, one warning says why and training runs eagerly.
+_C.SOLVER.CUDA_GRAPH = False
 # Number of training epochs.
 _C.SOLVER.MAX_EPOCH = 120
 # Base learning rate.

@@ -7,11 +7,15 @@
   Loss values stay on the device and are copied to the host in one batch every
   ``log_period`` iterations (and at each epoch's end), so the step never waits for the GPU
   just to log; a NaN/inf loss then stops training naming the iteration and every loss.
-* :class:`AMPTrainer` adds autocast (CUDA fp16 with a GradScaler, CUDA bf16, CPU bf16).
+* Mixed precision goes through the same step: ``autocast=(device_type, dtype)`` (CUDA fp16
+  with a GradScaler, CUDA bf16, CPU bf16); :class:`AMPTrainer` is SimpleTrainer with it set.
+* ``cuda_graph=True`` replays the whole step (forward, backward, clipping, optimizer) as one
+  CUDA graph (:mod:`fastreid.engine.cuda_graph`), or says once why it cannot and runs eagerly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import weakref
@@ -24,6 +28,7 @@ from fastreid.utils import comm
 from fastreid.utils.errors import BadInputError
 from fastreid.utils.events import EventStorage
 
+from .cuda_graph import CudaGraphStep
 from .data_stream import EpochDataStream
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "NonFiniteLossError"]
@@ -183,6 +188,14 @@ class SimpleTrainer(TrainerBase):
         data_seed: seed of the per-epoch data worker seeds (see :class:`EpochDataStream`).
         extra_optimizers: more optimizers stepped after ``optimizer`` every iteration (e.g.
             one for parameters outside the model, such as a sharded classifier).
+        autocast: ``(device_type, dtype)`` to run the forward pass and the losses under
+            ``torch.autocast``; ``None`` trains in full precision.
+        grad_scaler: a ``torch.amp.GradScaler`` (CUDA float16): the loss is scaled before
+            backward, gradients unscaled before clipping, and the optimizers stepped through it.
+        cuda_graph: capture the whole step in a CUDA graph after a few eager warm-up steps
+            (see :class:`fastreid.engine.cuda_graph.CudaGraphStep`); where that cannot work
+            (no CUDA, several processes, fp16 GradScaler, an optimizer that is not
+            capturable) one warning says why and the step runs eagerly.
     """
 
     def __init__(
@@ -195,6 +208,9 @@ class SimpleTrainer(TrainerBase):
         log_period: int = 20,
         data_seed: int = 0,
         extra_optimizers: Sequence[torch.optim.Optimizer] = (),
+        autocast: Optional[Tuple[str, torch.dtype]] = None,
+        grad_scaler: Optional[torch.amp.GradScaler] = None,
+        cuda_graph: bool = False,
     ) -> None:
         super().__init__()
         model.train()
@@ -204,8 +220,9 @@ class SimpleTrainer(TrainerBase):
         self.optimizer = optimizer
         self.grad_clipper = grad_clipper
         self.log_period = max(1, int(log_period))
+        self.autocast = autocast
+        self.grad_scaler = grad_scaler
         self._data_iter: Optional[Any] = None
-        self._resume_skip = 0
         self._pending: List[Tuple[int, List[str], torch.Tensor]] = []
         self._first_loss: Optional[float] = None
         self._warned_divergence = False
@@ -216,6 +233,15 @@ class SimpleTrainer(TrainerBase):
             for group in extra.param_groups:
                 self._params += [p for p in group["params"] if id(p) not in seen]
                 seen.update(id(p) for p in group["params"])
+        self.graph_step: Optional[CudaGraphStep] = None
+        if cuda_graph:
+            reason = CudaGraphStep.refusal(self)
+            if reason is None:
+                self.graph_step = CudaGraphStep(self)
+            else:
+                logging.getLogger(__name__).warning(
+                    f"SOLVER.CUDA_GRAPH: {reason}; training without a CUDA graph."
+                )
 
     # -- data -------------------------------------------------------------------------------
     def begin_epoch_data(self, epoch: int) -> None:
@@ -241,18 +267,55 @@ class SimpleTrainer(TrainerBase):
 
     # -- the step ---------------------------------------------------------------------------
     def run_step(self) -> None:
-        assert self.model.training, "SimpleTrainer: the model was switched to eval mode!"
+        """fetch -> :meth:`forward_losses` -> :meth:`backward_and_update` -> record; or, with
+        a CUDA graph, the same work replayed from the graph."""
+        assert self.model.training, f"{type(self).__name__}: the model was switched to eval mode!"
         data, data_time = self.next_batch()
-        loss_dict = self.model(data)
-        losses = self._sum_losses(loss_dict)
-        losses.backward()
+        result = self.graph_step.step(data) if self.graph_step is not None else None
+        if result is None:
+            loss_dict, losses = self.forward_losses(data)
+            self.backward_and_update(losses)
+            self.zero_grad()
+        else:
+            loss_dict, losses = result
+        self.record_losses(loss_dict, losses, data_time)
+
+    def autocast_context(self, cache_enabled: bool = True) -> Any:
+        """``torch.autocast`` as :attr:`autocast` asks, or a no-op context in full precision."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        device_type, dtype = self.autocast
+        return torch.autocast(device_type=device_type, dtype=dtype, cache_enabled=cache_enabled)
+
+    def forward_losses(
+        self, data: Any, cache_enabled: bool = True
+    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """The model's loss dict on ``data`` and their sum (under autocast when asked)."""
+        with self.autocast_context(cache_enabled):
+            loss_dict = self.model(data)
+            losses = self._sum_losses(loss_dict)
+        return loss_dict, losses
+
+    def backward_and_update(self, losses: torch.Tensor) -> None:
+        """Backward (scaled with a GradScaler), clip, step every optimizer. No host sync."""
+        scaler = self.grad_scaler
+        (scaler.scale(losses) if scaler is not None else losses).backward()
         if self.grad_clipper is not None:
+            if scaler is not None:
+                for optimizer in self.optimizers:
+                    scaler.unscale_(optimizer)
             self.grad_clipper(self._params)
         for optimizer in self.optimizers:
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+            else:
+                optimizer.step()
+        if scaler is not None:
+            scaler.update()
+
+    def zero_grad(self) -> None:
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
-        self.record_losses(loss_dict, losses, data_time)
 
     @staticmethod
     def _sum_losses(loss_dict: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -324,14 +387,17 @@ class SimpleTrainer(TrainerBase):
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
-        return {}
+        return (
+            {"grad_scaler": self.grad_scaler.state_dict()} if self.grad_scaler is not None else {}
+        )
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        pass
+        if self.grad_scaler is not None and "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
 
 
 class AMPTrainer(SimpleTrainer):
-    """SimpleTrainer with automatic mixed precision.
+    """SimpleTrainer with automatic mixed precision (the same step, with ``autocast`` set).
 
     * CUDA float16: autocast + ``torch.amp.GradScaler`` (gradients unscaled before clipping).
     * CUDA / CPU bfloat16: autocast only (bf16 has fp32's range; no scaling needed).
@@ -353,45 +419,17 @@ class AMPTrainer(SimpleTrainer):
         grad_scaler: Optional[torch.amp.GradScaler] = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(model, data_loader, optimizer, **kwargs)
         if device_type == "cpu" and dtype != torch.bfloat16:
             raise ValueError("CPU autocast supports bfloat16 only; set SOLVER.AMP.DTYPE bfloat16.")
-        self.device_type = device_type
-        self.dtype = dtype
         if grad_scaler is None and device_type == "cuda" and dtype == torch.float16:
             grad_scaler = torch.amp.GradScaler("cuda")
-        self.grad_scaler = grad_scaler
-
-    def run_step(self) -> None:
-        assert self.model.training, "AMPTrainer: the model was switched to eval mode!"
-        data, data_time = self.next_batch()
-        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
-            loss_dict = self.model(data)
-            losses = self._sum_losses(loss_dict)
-        if self.grad_scaler is None:
-            losses.backward()
-            if self.grad_clipper is not None:
-                self.grad_clipper(self._params)
-            for optimizer in self.optimizers:
-                optimizer.step()
-        else:
-            self.grad_scaler.scale(losses).backward()
-            if self.grad_clipper is not None:
-                for optimizer in self.optimizers:
-                    self.grad_scaler.unscale_(optimizer)
-                self.grad_clipper(self._params)
-            for optimizer in self.optimizers:
-                self.grad_scaler.step(optimizer)
-            self.grad_scaler.update()
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        self.record_losses(loss_dict, losses, data_time)
-
-    def state_dict(self) -> Dict[str, Any]:
-        return (
-            {"grad_scaler": self.grad_scaler.state_dict()} if self.grad_scaler is not None else {}
+        super().__init__(
+            model,
+            data_loader,
+            optimizer,
+            autocast=(device_type, dtype),
+            grad_scaler=grad_scaler,
+            **kwargs,
         )
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        if self.grad_scaler is not None and "grad_scaler" in state:
-            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self.device_type = device_type
+        self.dtype = dtype

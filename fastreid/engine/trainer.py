@@ -139,7 +139,8 @@ class DefaultTrainer(TrainerBase):
         optimizer: torch.optim.Optimizer,
     ) -> SimpleTrainer:
         """The object that runs one iteration (``run_step``): :class:`SimpleTrainer`, or
-        :class:`AMPTrainer` with ``SOLVER.AMP``. It also steps :attr:`extra_optimizers`.
+        :class:`AMPTrainer` with ``SOLVER.AMP`` (the same step under autocast), captured in a
+        CUDA graph with ``SOLVER.CUDA_GRAPH``. It also steps :attr:`extra_optimizers`.
         Override to return a subclass with its own ``run_step``."""
         device_type = torch.device(cfg.MODEL.DEVICE).type
         amp_dtype = autocast_dtype(cfg, device_type)
@@ -148,6 +149,7 @@ class DefaultTrainer(TrainerBase):
             log_period=cfg.SOLVER.LOG_PERIOD,
             data_seed=(cfg.SEED if cfg.SEED >= 0 else 0) * 1000 + comm.get_rank(),
             extra_optimizers=[e.optimizer for e in self.extra_optimizers.values()],
+            cuda_graph=bool(cfg.SOLVER.CUDA_GRAPH),
         )
         if amp_dtype is None:
             return SimpleTrainer(model, data_loader, optimizer, **common)

@@ -11,7 +11,15 @@ from torch import nn
 
 from fastreid.config import CfgNode
 
-__all__ = ["build_optimizer", "get_default_optimizer_params", "optimizer_names"]
+__all__ = [
+    "build_optimizer",
+    "get_default_optimizer_params",
+    "optimizer_names",
+    "kernel_options",
+]
+
+# torch.optim classes with a fused CUDA kernel (one launch updates every parameter).
+FUSED_CUDA_OPTIMIZERS = ("Adam", "AdamW", "SGD")
 
 # Normalization layers whose parameters take SOLVER.WEIGHT_DECAY_NORM.
 NORM_MODULE_TYPES = (
@@ -121,10 +129,35 @@ def _with_freeze_support(optimizer_cls: Type[torch.optim.Optimizer]) -> Type[tor
     return type(optimizer_cls.__name__, (optimizer_cls,), {"step": step, "__module__": __name__})
 
 
+def kernel_options(
+    name: str, device_type: str, fused: bool, capturable: bool = False
+) -> Dict[str, Any]:
+    """Keyword arguments choosing the kernels of ``torch.optim.<name>`` on ``device_type``.
+
+    On CUDA: ``fused=True`` for the classes in :data:`FUSED_CUDA_OPTIMIZERS` when ``fused``,
+    otherwise ``foreach=True`` where the class offers it; ``capturable=True`` where accepted
+    when the step is captured in a CUDA graph. Elsewhere: nothing (torch's defaults), so CPU
+    training keeps its exact arithmetic.
+    """
+    if device_type != "cuda":
+        return {}
+    accepted = inspect.signature(getattr(torch.optim, name).__init__).parameters
+    kwargs: Dict[str, Any] = {}
+    if fused and name in FUSED_CUDA_OPTIMIZERS and "fused" in accepted:
+        kwargs["fused"] = True
+    elif "foreach" in accepted:
+        kwargs["foreach"] = True
+    if capturable and "capturable" in accepted:
+        kwargs["capturable"] = True
+    return kwargs
+
+
 def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """A ``torch.optim`` optimizer named by ``SOLVER.OPT`` over the param groups above.
 
-    SGD gets ``SOLVER.MOMENTUM`` and ``SOLVER.NESTEROV``. The optimizer's class is a thin
+    SGD gets ``SOLVER.MOMENTUM`` and ``SOLVER.NESTEROV``. On CUDA, ``SOLVER.FUSED`` picks the
+    fused (else foreach) kernels and ``SOLVER.CUDA_GRAPH`` makes the optimizer capturable (see
+    :func:`kernel_options`); the param groups are the same either way. The optimizer's class is a thin
     subclass of the torch class (``isinstance(opt, torch.optim.Adam)`` holds) that honours
     frozen groups (see :func:`fastreid.solver.freeze.set_layers_frozen`).
     """
@@ -159,4 +192,13 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     if "weight_decay" not in accepted:
         for group in groups:
             group.pop("weight_decay")
+    device_type = groups[0]["params"][0].device.type
+    kwargs.update(
+        kernel_options(
+            name,
+            device_type,
+            bool(solver.get("FUSED", False)),
+            capturable=bool(solver.get("CUDA_GRAPH", False)),
+        )
+    )
     return _with_freeze_support(optimizer_cls)(groups, **kwargs)

@@ -94,8 +94,13 @@ def triplet_loss(
     y = torch.ones_like(dist_an)
     if margin > 0:
         return F.margin_ranking_loss(dist_an, dist_ap, y, margin=margin)
-    loss = F.soft_margin_loss(dist_an - dist_ap, y)
-    if torch.isinf(loss):
-        # exp overflowed: fall back to a hinge with FastReID's default margin.
-        loss = F.margin_ranking_loss(dist_an, dist_ap, y, margin=0.3)
-    return loss
+    gap = dist_an - dist_ap
+    # When exp overflows (an infinite soft-margin loss), fall back to a hinge with FastReID's
+    # default margin. The choice is made on the device (torch.where), so the step never waits
+    # for the GPU to read the loss; the overflowing input is zeroed in the soft-margin branch
+    # so that its gradient stays finite (0, not NaN) where the hinge is taken.
+    with torch.no_grad():
+        overflow = torch.isinf(F.soft_margin_loss(gap, y))
+    soft = F.soft_margin_loss(torch.where(overflow, torch.zeros_like(gap), gap), y)
+    hinge = F.margin_ranking_loss(dist_an, dist_ap, y, margin=0.3)
+    return torch.where(overflow, hinge, soft)
