@@ -6,8 +6,8 @@ optimizer) of BoT (Base-bagtricks) models on in-memory batches, so the figures m
 model and the step, not the data loader (see bench_data.py for that).
 
 CPU rows: ResNet-50 and ResNet-18 at 256x128, batch 64, in fp32, bf16 autocast,
-channels_last and channels_last + bf16. CUDA rows (when a GPU exists): fp32, AMP fp16,
-AMP bf16, channels_last + AMP, torch.compile + AMP.
+channels_last and channels_last + bf16. CUDA rows (when a GPU exists): ``CUDA_MODES``, from
+the plain fp32 step to channels_last + bf16 + fused optimizer + CUDA graph.
 
 Each row runs in its own process so its peak memory is its own. Prints a table and writes
 JSON (default ``benchmarks/results/bench_train.json``).
@@ -34,6 +34,22 @@ from typing import Any, Dict, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUTPUT = os.path.join(ROOT, "benchmarks", "results", "bench_train.json")
 
+# CUDA rows: the step as FastReID runs it (torch's default optimizer kernels, NCHW), then each
+# speed-up on its own and together (see run_row for the options).
+CUDA_MODES = (
+    "fp32",
+    "amp_fp16",
+    "amp_bf16",
+    "fp32+fused",
+    "amp_bf16+fused",
+    "channels_last+amp_bf16",
+    "channels_last+amp_bf16+fused",
+    "channels_last+amp_fp16+fused",
+    "fp32+fused+graph",  # each graph mode has its eager twin above (gpu_check compares them)
+    "amp_bf16+fused+graph",
+    "channels_last+amp_bf16+fused+graph",
+)
+
 
 def _rows(
     quick: bool, cuda: bool, depths: List[str], compile_rows: bool = False
@@ -50,13 +66,8 @@ def _rows(
         for mode in cpu_modes:
             rows.append(dict(base, device="cpu", mode=mode))
         if cuda:
-            for mode in (
-                "fp32",
-                "amp_fp16",
-                "amp_bf16",
-                "channels_last+amp_fp16",
-                "compile+amp_fp16",
-            ):
+            modes = CUDA_MODES + (("compile+amp_bf16+fused",) if compile_rows else ())
+            for mode in modes:
                 rows.append(dict(base, device="cuda", mode=mode))
     return rows
 
@@ -72,7 +83,14 @@ def _peak_memory_mb(device: str) -> float:
 
 
 def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
-    """Time ``iters`` training steps after ``warmup`` steps for one configuration."""
+    """Time ``iters`` training steps after ``warmup`` steps for one configuration.
+
+    ``row["mode"]`` joins options with ``+``: ``fp32``, ``bf16`` / ``amp_bf16`` (bf16
+    autocast), ``fp16`` / ``amp_fp16`` (fp16 autocast + GradScaler), ``channels_last``
+    (MODEL.CHANNELS_LAST), ``fused`` (SOLVER.FUSED: fused optimizer kernels on CUDA; without
+    it torch's default kernels), ``graph`` (SOLVER.CUDA_GRAPH), ``compile`` (MODEL.COMPILE).
+    CUDA rows run with cuDNN benchmark mode, as the BoT recipes' CUDNN_BENCHMARK asks.
+    """
     import torch
 
     from fastreid.config import get_cfg
@@ -81,6 +99,7 @@ def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
     from fastreid.solver import build_optimizer
 
     device, mode = row["device"], row["mode"]
+    options = set(mode.split("+"))
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-bagtricks.yml"))
     cfg.MODEL.DEVICE = device
@@ -88,7 +107,12 @@ def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
     cfg.MODEL.BACKBONE.FEAT_DIM = 2048 if row["depth"] in ("50x", "101x") else 512
     cfg.MODEL.BACKBONE.PRETRAIN = False
     cfg.MODEL.HEADS.NUM_CLASSES = 751
+    cfg.MODEL.CHANNELS_LAST = "channels_last" in options
+    cfg.SOLVER.FUSED = "fused" in options
+    cfg.SOLVER.CUDA_GRAPH = "graph" in options
     cfg.INPUT.SIZE_TRAIN = [row["height"], row["width"]]
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)
@@ -96,30 +120,35 @@ def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
     batch = row["batch"]
     ids_per_batch = max(1, batch // 4)
     images = torch.rand(batch, 3, row["height"], row["width"]) * 255
-    if "channels_last" in mode:
-        model = model.to(memory_format=torch.channels_last)
+    if cfg.MODEL.CHANNELS_LAST:
         images = images.contiguous(memory_format=torch.channels_last)
     data = {
         "images": images.to(device),
         "targets": torch.arange(ids_per_batch).repeat_interleave(4)[:batch].to(device),
         "camids": torch.zeros(batch, dtype=torch.long, device=device),
     }
-    if "compile" in mode:
+    if "compile" in options:
         from fastreid.modeling.meta_arch.build import compile_backbone
 
         compile_backbone(model)  # what MODEL.COMPILE does
 
     loader = itertools.repeat(data)
-    if "bf16" in mode:
+    common: Dict[str, Any] = dict(log_period=20, cuda_graph=cfg.SOLVER.CUDA_GRAPH)
+    if options & {"bf16", "amp_bf16"}:
         trainer = AMPTrainer(
-            model, loader, optimizer, device_type=device, dtype=torch.bfloat16, log_period=20
+            model, loader, optimizer, device_type=device, dtype=torch.bfloat16, **common
         )
-    elif "fp16" in mode:
+    elif options & {"fp16", "amp_fp16"}:
         trainer = AMPTrainer(
-            model, loader, optimizer, device_type=device, dtype=torch.float16, log_period=20
+            model, loader, optimizer, device_type=device, dtype=torch.float16, **common
         )
     else:
-        trainer = SimpleTrainer(model, loader, optimizer, log_period=20)
+        trainer = SimpleTrainer(model, loader, optimizer, **common)
+    if cfg.SOLVER.CUDA_GRAPH:
+        if trainer.graph_step is None:
+            raise RuntimeError(f"mode {mode}: the CUDA graph was refused (see the warning above)")
+        # Its eager warm-up steps and the capture stay out of the timed steps.
+        warmup = max(warmup, trainer.graph_step.WARMUP_STEPS + 2)
 
     stamps: List[float] = []
 
@@ -134,8 +163,14 @@ def run_row(row: Dict[str, Any], warmup: int, iters: int) -> Dict[str, Any]:
     trainer.train(0, 1, warmup + iters)
     step_times = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
     seconds = sum(step_times) / len(step_times)
+    losses = [v for v, _ in trainer.storage.history("total_loss").values()]
+    graph = trainer.graph_step
     return dict(
         row,
+        first_loss=round(losses[0], 5),
+        last_loss=round(losses[-1], 5),
+        graph_captures=graph.captures if graph is not None else 0,
+        graph_disabled=graph.disabled if graph is not None else None,
         iters=iters,
         warmup=warmup,
         sec_per_iter=round(seconds, 4),

@@ -2,26 +2,33 @@
 """One-command GPU check: every CUDA path of fastreid, measured, in a few minutes.
 
 Sections (each one independent; a failure is recorded and the next section still runs):
-  train     BoT R50 256x128 batch 64 training img/s: fp32, AMP fp16, AMP bf16, channels_last,
-            channels_last + AMP fp16 (``--compile`` adds torch.compile + AMP fp16)
+  train     BoT R50 256x128 training img/s at batch 64 (``train_b256``: 256) for every mode of
+            ``bench_train.CUDA_MODES``: plain fp32 / AMP fp16 / AMP bf16 (torch's default
+            optimizer kernels, NCHW), then fused optimizer (SOLVER.FUSED), channels_last
+            (MODEL.CHANNELS_LAST) and the CUDA graph (SOLVER.CUDA_GRAPH), alone and together
+            (``--compile`` adds torch.compile); each graph row's losses are compared with its
+            eager twin (``graph parity``), and the issue's speed goals are reported
   eval      exact evaluation at MSMT scale (11 659 x 82 161, 2048-d) on the GPU, chunked:
             seconds and peak GPU memory, metrics checked against the CPU path on a subset
   faiss     faiss-gpu top-100 search against an exact torch top-k (when faiss has GPUs)
   tensorrt  ONNX -> TensorRT fp32 / fp16 / int8 with the cosine check and latency against
             PyTorch (when tensorrt is installed)
-  ddp       NCCL DDP over the GPUs present: step time and identical weights on every rank
+  ddp       NCCL DDP over the GPUs present (world size 1 on one GPU): step time and identical
+            weights on every rank
 
-    python benchmarks/gpu_check.py               # on a CUDA machine (about 5-8 minutes)
+    python benchmarks/gpu_check.py               # on a CUDA machine (about 4 minutes)
     python benchmarks/gpu_check.py --cpu-smoke   # the same code paths on the CPU, tiny sizes
 
 Without CUDA (and without ``--cpu-smoke``) it says so and exits 0. Prints a table and writes
-JSON (default ``benchmarks/results/gpu_check.json``).
+JSON (default ``benchmarks/results/gpu_check_<gpu name>.json`` on a GPU,
+``benchmarks/results/gpu_check.json`` otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -52,31 +59,97 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def check_train(device: str, smoke: bool, compile_model: bool) -> List[Dict[str, Any]]:
+def check_train(
+    device: str, smoke: bool, compile_model: bool, batch: int = 64
+) -> List[Dict[str, Any]]:
     if smoke:
-        base = dict(depth="18x", height=64, width=32, batch=8, device=device)
-        modes = ["fp32", "bf16", "channels_last"]
-        warmup, iters = 1, 2
+        if batch != 64:
+            return [{"check": f"train b{batch}", "skipped": "--cpu-smoke times batch 8 only"}]
+        plans = [(dict(depth="18x", height=64, width=32, batch=8, device=device), 1, 2)]
+        modes: List[str] = ["fp32", "bf16", "channels_last", "channels_last+bf16+fused"]
     else:
-        base = dict(depth="50x", height=256, width=128, batch=64, device=device)
-        modes = ["fp32", "amp_fp16", "amp_bf16", "channels_last", "channels_last+amp_fp16"]
+        base = dict(depth="50x", height=256, width=128, batch=batch, device=device)
+        plans = [(base, 5, 20 if batch <= 64 else 10)]
+        modes = list(bench_train.CUDA_MODES)
         if compile_model:
-            modes.append("compile+amp_fp16")
-        warmup, iters = 5, 20
+            modes.append("compile+amp_bf16+fused")
     rows = []
-    for mode in modes:
-        row = bench_train.run_row(dict(base, mode=mode), warmup, iters)
-        rows.append(
+    for base, warmup, iters in plans:
+        for mode in modes:
+            try:
+                row = bench_train.run_row(dict(base, mode=mode), warmup, iters)
+            finally:
+                gc.collect()  # the trainer and its CUDA graph (a reference cycle) go now
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+            name = f"train {mode}" if smoke else f"train b{base['batch']} {mode}"
+            detail = (
+                f"BoT R{base['depth'][:-1]} {base['height']}x{base['width']} batch "
+                f"{base['batch']}; loss {row['first_loss']} -> {row['last_loss']}"
+            )
+            if row.get("graph_captures"):
+                detail += f"; graph captured {row['graph_captures']}x"
+            rows.append(
+                {
+                    "check": name,
+                    "value": row["images_per_sec"],
+                    "unit": "img/s",
+                    "peak_mb": row["peak_memory_mb"],
+                    "detail": detail,
+                    "batch": base["batch"],
+                    "mode": mode,
+                    "first_loss": row["first_loss"],
+                    "last_loss": row["last_loss"],
+                }
+            )
+    if not smoke:
+        rows.extend(_graph_parity(rows))
+    return rows
+
+
+def _graph_parity(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The CUDA-graph rows train from the same seed on the same batch as their eager twins:
+    their losses must agree (the first steps are eager, later ones replayed)."""
+    found = []
+    by_key = {(r["batch"], r["mode"]): r for r in rows}
+    for (batch, mode), row in by_key.items():
+        eager = by_key.get((batch, mode.replace("+graph", "")))
+        if "+graph" not in mode or eager is None:
+            continue
+        delta = abs(row["last_loss"] - eager["last_loss"])
+        found.append(
             {
-                "check": f"train {mode}",
-                "value": row["images_per_sec"],
-                "unit": "img/s",
-                "peak_mb": row["peak_memory_mb"],
-                "detail": f"BoT R{base['depth'][:-1]} {base['height']}x{base['width']} "
-                f"batch {base['batch']}",
+                "check": f"graph parity b{batch} {mode}",
+                "value": round(delta, 5),
+                "unit": "|last loss - eager|",
+                "detail": f"graph {row['last_loss']} vs eager {eager['last_loss']} after the "
+                "same steps",
+                "ok": bool(
+                    row["first_loss"] == eager["first_loss"]
+                    and delta <= 1e-2 * max(1.0, abs(eager["last_loss"]))
+                ),
             }
         )
-    return rows
+    return found
+
+
+def goals(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Issue goals read off the train rows (reported, not pass/fail of the check)."""
+    speed = {(r.get("batch"), r.get("mode")): r["value"] for r in rows if "mode" in r}
+    best_bf16 = max((v for (b, m), v in speed.items() if b == 64 and "bf16" in m), default=None)
+    fp32 = speed.get((64, "fp32"))
+    best_any = max((v for (b, _), v in speed.items() if b == 64), default=None)
+    out = []
+    if best_bf16 is not None:
+        out.append({"goal": "BoT R50 b64 AMP bf16 >= 6000 img/s", "value": best_bf16,
+                    "met": best_bf16 >= 6000})  # fmt: skip
+    if best_bf16 is not None and fp32:
+        ratio = round(best_bf16 / fp32, 2)
+        out.append({"goal": "best AMP bf16 >= 1.5x plain fp32 (b64)", "value": ratio,
+                    "met": ratio >= 1.5})  # fmt: skip
+    if best_any is not None and fp32:
+        out.append({"goal": "best mode / plain fp32 (b64)", "value": round(best_any / fp32, 2)})
+    return out
 
 
 def _peak_mb(device: str) -> Any:
@@ -166,7 +239,7 @@ def check_faiss(device: str, smoke: bool) -> List[Dict[str, Any]]:
     ]
 
 
-def _calibrated_model(smoke: bool, device: str):
+def _calibrated_model(smoke: bool, device: str, num_classes: int = 10):
     """A BoT model whose BN statistics are measured on test-like images (random weights
     otherwise), so its activations stay in a trained model's range for export checks."""
     from fastreid.config import get_cfg
@@ -178,7 +251,7 @@ def _calibrated_model(smoke: bool, device: str):
     cfg.MODEL.BACKBONE.PRETRAIN = False
     cfg.MODEL.BACKBONE.DEPTH = "18x" if smoke else "50x"
     cfg.MODEL.BACKBONE.FEAT_DIM = 512 if smoke else 2048
-    cfg.MODEL.HEADS.NUM_CLASSES = 10
+    cfg.MODEL.HEADS.NUM_CLASSES = num_classes
     size = (64, 32) if smoke else (256, 128)
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -254,15 +327,24 @@ def _ddp_worker(rank: int, world: int, port: int, device: str, smoke: bool, out:
     if device == "cuda":
         torch.cuda.set_device(rank)
     torch.set_num_threads(1)
-    model, size = _calibrated_model(smoke, device if device == "cpu" else f"cuda:{rank}")
+    batch = 8 if smoke else 64
+    num_ids = batch // 4  # P x K batches, K = 4: the classifier must know every target id
+    model, size = _calibrated_model(
+        smoke, device if device == "cpu" else f"cuda:{rank}", num_classes=num_ids
+    )
     model.train()
     optimizer = build_optimizer_for(model)
     ddp = DistributedDataParallel(model, device_ids=[rank] if device == "cuda" else None)
-    batch = 8 if smoke else 64
     generator = torch.Generator().manual_seed(100 + rank)  # every rank its own images
+    targets = torch.arange(num_ids).repeat_interleave(4)
+    if int(targets.max()) >= model.heads.num_classes:  # checked before the device sees it
+        raise ValueError(
+            f"DDP check: target ids up to {int(targets.max())} for a classifier of "
+            f"{model.heads.num_classes} classes"
+        )
     data = {
         "images": (torch.rand(batch, 3, *size, generator=generator) * 255).to(model.device),
-        "targets": torch.arange(batch // 4).repeat_interleave(4).to(model.device),
+        "targets": targets.to(model.device),
         "camids": torch.zeros(batch, dtype=torch.long, device=model.device),
     }
     trainer = SimpleTrainer(ddp, iter(lambda: data, None), optimizer, log_period=1000)
@@ -321,20 +403,31 @@ def check_ddp(device: str, smoke: bool) -> List[Dict[str, Any]]:
 SECTIONS: Dict[str, Callable[..., List[Dict[str, Any]]]] = {
     "train": check_train,
     "eval": check_eval,
+    "ddp": check_ddp,
+    "train_b256": check_train,
     "faiss": check_faiss,
     "tensorrt": check_tensorrt,
-    "ddp": check_ddp,
 }
 
 
-def run_checks(device: str, smoke: bool, sections: List[str], compile_model: bool) -> List[Dict]:
-    rows = []
+def run_checks(
+    device: str,
+    smoke: bool,
+    sections: List[str],
+    compile_model: bool,
+    progress: Callable[[List[Dict[str, Any]]], None] = lambda rows: None,
+) -> List[Dict]:
+    """Run ``sections`` in order; ``progress(rows so far)`` after each (the JSON is rewritten
+    then, so a run stopped by a time limit keeps the sections it finished)."""
+    rows: List[Dict[str, Any]] = []
     for name in sections:
         print(f"[gpu_check] {name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
             if name == "train":
                 found = check_train(device, smoke, compile_model)
+            elif name == "train_b256":
+                found = check_train(device, smoke, compile_model, batch=256)
             else:
                 found = SECTIONS[name](device, smoke)
         except Exception as exc:  # one failing section must not cost the others' figures
@@ -349,6 +442,7 @@ def run_checks(device: str, smoke: bool, sections: List[str], compile_model: boo
             row.setdefault("section", name)
             row["section_seconds"] = round(time.perf_counter() - start, 1)
         rows.extend(found)
+        progress(rows)
     return rows
 
 
@@ -367,6 +461,21 @@ def table(rows: List[Dict[str, Any]]) -> str:
                 (r["check"], r["value"], r["unit"], r.get("peak_mb", ""), ok, r.get("detail", ""))
             )
     return tabulate(lines, headers=["check", "value", "unit", "peak MB", "status", "detail"])
+
+
+def _write_json(path: str, report: Dict[str, Any]) -> None:
+    """Write ``report`` to ``path`` atomically (a temp file, then a rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+
+
+def gpu_slug() -> str:
+    """The first GPU's name as a file-name part, e.g. ``nvidia_h200``."""
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -400,14 +509,21 @@ def main(argv: List[str] | None = None) -> int:
         if device == "cuda":
             meta["gpu"] = torch.cuda.get_device_name(0)
             meta["gpus"] = torch.cuda.device_count()
-        rows = run_checks(device, args.cpu_smoke, args.sections, args.compile)
+            if args.output is None:
+                output = os.path.join(BENCHMARKS, "results", f"gpu_check_{gpu_slug()}.json")
+
+        def progress(rows: List[Dict[str, Any]]) -> None:
+            partial = {"meta": meta, "device": device, "results": rows, "goals": goals(rows)}
+            _write_json(output, dict(partial, finished=False))
+
+        rows = run_checks(device, args.cpu_smoke, args.sections, args.compile, progress)
         print(table(rows))
-        report = {"meta": meta, "device": device, "results": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, output)
+        report = {"meta": meta, "device": device, "results": rows, "goals": goals(rows)}
+        report["finished"] = True
+        for goal in report["goals"]:
+            met = "" if "met" not in goal else (" (met)" if goal["met"] else " (NOT met)")
+            print(f"goal: {goal['goal']}: {goal['value']}{met}")
+    _write_json(output, report)
     print(f"wrote {output}")
     failed = [r for r in report["results"] if "error" in r or r.get("ok") is False]
     return 1 if failed else 0

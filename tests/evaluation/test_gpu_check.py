@@ -36,9 +36,38 @@ def test_cpu_smoke_runs_every_section(gpu_check, tmp_path):
     rows = {row["check"]: row for row in report["results"]}
     assert not [r for r in report["results"] if "error" in r], report["results"]
     assert code == 0
-    for mode in ("fp32", "bf16", "channels_last"):
+    for mode in ("fp32", "bf16", "channels_last", "channels_last+bf16+fused"):
         assert rows[f"train {mode}"]["value"] > 0
     assert rows["eval exact"]["ok"] and rows["eval exact"]["value"] > 0
     assert rows["faiss top-k (cpu)"]["ok"]
     assert rows["ddp gloo x2"]["ok"] and rows["ddp gloo x2"]["value"] > 0
     assert "tensorrt" in rows and ("skipped" in rows["tensorrt"] or rows["tensorrt"]["ok"])
+
+
+def test_graph_parity_and_goals_are_read_off_the_train_rows(gpu_check):
+    def row(batch, mode, value, first, last):
+        return {
+            "batch": batch,
+            "mode": mode,
+            "value": value,
+            "first_loss": first,
+            "last_loss": last,
+        }
+
+    rows = [
+        row(64, "fp32", 2000.0, 7.0, 6.0),
+        row(64, "amp_bf16+fused", 2500.0, 7.0, 6.1),
+        row(64, "amp_bf16+fused+graph", 6400.0, 7.0, 6.1001),
+        row(256, "amp_bf16+fused", 2600.0, 7.0, 5.0),
+        row(256, "amp_bf16+fused+graph", 6000.0, 7.1, 5.0),  # another first loss: not parity
+    ]
+    parity = {r["check"]: r for r in gpu_check._graph_parity(rows)}
+    assert parity["graph parity b64 amp_bf16+fused+graph"]["ok"] is True
+    assert parity["graph parity b256 amp_bf16+fused+graph"]["ok"] is False
+    goals = {g["goal"]: g for g in gpu_check.goals(rows)}
+    assert goals["BoT R50 b64 AMP bf16 >= 6000 img/s"] == {
+        "goal": "BoT R50 b64 AMP bf16 >= 6000 img/s",
+        "value": 6400.0,
+        "met": True,
+    }
+    assert goals["best AMP bf16 >= 1.5x plain fp32 (b64)"]["value"] == 3.2
