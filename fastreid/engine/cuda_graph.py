@@ -8,7 +8,8 @@ and every optimizer's update once, then replays them with one launch per iterati
    model's device; every later batch is copied into the same buffers (a batch whose tensor
    shapes or dtypes differ stops the graph with one warning, and training goes on eagerly).
 2. :attr:`WARMUP_STEPS` ordinary steps run on a side stream (cuDNN autotuning, optimizer
-   state and allocator pools are set up outside the capture).
+   state and allocator pools are set up outside the capture), reading their learning rates
+   from the same device tensors as the graph (point 4), so they compute what a replay does.
 3. The step is captured with gradients unset, so its backward writes the gradients into
    memory the graph owns; each replay overwrites them (no ``zero_grad`` needed).
 4. Learning rates change every iteration (the LR schedule writes floats into the param
@@ -202,10 +203,13 @@ class CudaGraphStep:
         return loss_dict, losses
 
     def _warmup_step(self) -> StepOutput:
+        # The learning rates come from device tensors here too, so that warm-up steps and
+        # replays do the same arithmetic (a resumed run warms up at other iterations).
+        self._lr_buffers = self._lr_tensors()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            out = self._body()
+            out = self._with_lr_tensors(self._body)
             self.trainer.zero_grad()
         torch.cuda.current_stream().wait_stream(side)
         return out
