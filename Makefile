@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export FASTREID_DATASETS ?= $(CURDIR)/datasets
 
-.PHONY: venv demo test lint format clean bench gpu-check
+.PHONY: venv demo test lint format clean bench gpu-check gpu-test gpu-all
 
 venv: $(STAMP)
 
@@ -41,6 +41,15 @@ bench: $(STAMP)
 
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py
+
+# The CUDA test suite (pytest marker `cuda`); every test skips without a GPU.
+gpu-test: $(STAMP)
+	$(PY) -m pytest -q -m cuda tests/gpu
+
+# gpu_check + gpu-test + benchmarks/gpu_e2e.py in one budgeted call (about 8 minutes), with the
+# Python already on the GPU machine (no venv, nothing installed): see benchmarks/gpu_run_all.sh.
+gpu-all:
+	bash benchmarks/gpu_run_all.sh
 
 clean:
 	rm -rf build *.egg-info .pytest_cache logs/demo
