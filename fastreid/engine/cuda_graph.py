@@ -16,9 +16,9 @@ and every optimizer's update once, then replays them with one launch per iterati
    groups), so during capture each group reads its ``lr`` from a one-element device tensor,
    and each replay first fills those tensors from the groups' floats. The groups keep their
    floats, so checkpoints and schedulers see exactly what they see without a graph.
-5. Python-side state baked into the graph (which groups are frozen by
-   ``SOLVER.FREEZE_ITERS``) is checked before every replay; when it changes the step is
-   captured again.
+5. Python-side state baked into the graph (which optimizer groups are frozen and which
+   modules are in eval mode, as ``SOLVER.FREEZE_ITERS`` sets them) is checked before every
+   replay; when it changes the step is captured again.
 
 It needs CUDA, one process, no float16 GradScaler (bf16 autocast and fp32 are captured) and
 capturable optimizers (``build_optimizer`` passes ``capturable=True`` with the key on).
@@ -189,10 +189,17 @@ class CudaGraphStep:
         return self._replay()
 
     def _python_state(self) -> Any:
-        """What the captured step baked in from Python: a change means capturing again."""
-        return tuple(
-            tuple(g.get("freeze_status") for g in optimizer.param_groups)
-            for optimizer in self.trainer.optimizers
+        """What the captured step baked in from Python: a change means capturing again
+        (frozen optimizer groups, modules in eval mode such as frozen BN layers, parameters
+        that stopped or started taking gradients)."""
+        trainer = self.trainer
+        return (
+            tuple(
+                tuple(g.get("freeze_status") for g in optimizer.param_groups)
+                for optimizer in trainer.optimizers
+            ),
+            tuple(m.training for m in trainer.model.modules()),
+            tuple(p.requires_grad for p in trainer._params),
         )
 
     def _body(self) -> StepOutput:

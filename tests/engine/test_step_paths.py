@@ -192,6 +192,8 @@ def _run(root, tmp_path, graph, steps=6, freeze_at=None, shape_change_at=None):
             group["freeze_status"] = (
                 "freeze" if frozen and group["name"] == "backbone" else "normal"
             )
+        if freeze_at is not None:  # LayerFreeze also puts frozen modules in eval mode
+            model.backbone.train(t.iter >= freeze_at + 2)
 
     trainer.register_hooks([CallbackHook(before_step=schedule)])
     trainer.train(0, 1, steps)
@@ -203,8 +205,9 @@ def test_graph_bookkeeping_trains_exactly_like_the_eager_step(synthetic_root, tm
     trainer, losses, params = _run(synthetic_root, tmp_path, graph=True, freeze_at=2)
     assert losses == eager_losses
     assert all(torch.equal(params[k], eager[k]) for k in eager)
-    # Captured with the backbone frozen, captured again when it was unfrozen.
-    assert trainer.graph_step.captures == 2
+    # Captured with the backbone frozen, again when its optimizer group was unfrozen, and
+    # again when its modules went back to training mode.
+    assert trainer.graph_step.captures == 3
     assert all(isinstance(g["lr"], float) for g in trainer.optimizer.param_groups)
 
 
