@@ -182,7 +182,12 @@ class CudaGraphStep:
             return self._warmup_step()
         signature = self._python_state()
         if self._replay is None or signature != self._signature:
-            self._capture(signature)
+            try:
+                self._capture(signature)
+            except Exception as e:  # e.g. a model that reads a tensor on the host mid-step
+                # Nothing ran during the failed capture: this step runs eagerly instead.
+                self._give_up(f"capturing the step failed ({type(e).__name__}: {e})")
+                return None
         for group, buffer in self._lr_buffers:
             buffer.fill_(group["lr"])
         assert self._replay is not None

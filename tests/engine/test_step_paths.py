@@ -219,3 +219,45 @@ def test_a_shape_change_gives_up_the_graph_with_one_warning(synthetic_root, tmp_
     assert sum("training on without a CUDA graph" in r.getMessage() for r in caplog.records) == 1
     assert losses == eager_losses
     assert all(torch.equal(params[k], eager[k]) for k in eager)
+
+
+def test_moco_queue_enqueues_without_reading_its_pointer_on_the_host(monkeypatch):
+    from fastreid.modeling.meta_arch.moco import FeatureQueue
+
+    queue = FeatureQueue(dim=4, size=6)
+    keys = torch.nn.functional.normalize(torch.randn(8, 4), dim=1)
+
+    def refuse(*args, **kwargs):
+        raise _HostReadError("a tensor was read on the host inside the step")
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    queue.enqueue(keys[:4], torch.arange(4))
+    queue.enqueue(keys[4:], torch.arange(4, 8))  # wraps around: slots 4, 5, 0, 1
+    monkeypatch.undo()
+    assert queue.queue_ptr.tolist() == [2]
+    assert queue.queue_label.tolist() == [6, 7, 2, 3, 4, 5]
+    expected = torch.stack([keys[6], keys[7], keys[2], keys[3], keys[4], keys[5]], dim=1)
+    assert torch.equal(queue.queue, expected)
+
+
+def test_a_failed_capture_gives_up_the_graph_and_the_step_runs_eagerly(
+    synthetic_root, tmp_path, caplog
+):
+    _, model, optimizer, batches = _setup(synthetic_root, tmp_path)
+    trainer = SimpleTrainer(model, itertools.cycle(batches), optimizer, log_period=100)
+    graph = trainer.graph_step = CudaGraphStep(trainer, capture=False)
+
+    def capture(signature):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    graph._capture = capture
+    with caplog.at_level(logging.WARNING, logger="fastreid.engine.cuda_graph"):
+        trainer.train(0, 1, 3)
+    assert graph.disabled.startswith("capturing the step failed (RuntimeError: operation not")
+    assert sum("without a CUDA graph" in r.getMessage() for r in caplog.records) == 1
+
+    _, model2, optimizer2, batches2 = _setup(synthetic_root, tmp_path)
+    eager = SimpleTrainer(model2, itertools.cycle(batches2), optimizer2, log_period=100)
+    eager.train(0, 1, 3)
+    assert _losses(trainer) == _losses(eager)

@@ -45,11 +45,13 @@ class FeatureQueue(nn.Module):
         if keys.size(0) > self.size:
             keys, labels = keys[-self.size :], labels[-self.size :]
         n = keys.size(0)
-        ptr = int(self.queue_ptr[0])
+        # The pointer stays on the device: reading it on the host would make every training
+        # step wait for the GPU (and could not be captured in a CUDA graph).
+        ptr = self.queue_ptr
         idx = (torch.arange(n, device=keys.device) + ptr) % self.size
         self.queue[:, idx] = keys.t().to(self.queue.dtype)
         self.queue_label[idx] = labels
-        self.queue_ptr[0] = (ptr + n) % self.size
+        self.queue_ptr.copy_((ptr + n) % self.size)
 
     def cosface_loss(
         self, queries: torch.Tensor, targets: torch.Tensor, margin: float, gamma: float
