@@ -124,8 +124,11 @@ def _graph_parity(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 "unit": "|last loss - eager|",
                 "detail": f"graph {row['last_loss']} vs eager {eager['last_loss']} after the "
                 "same steps",
+                # cuDNN benchmark mode may pick other kernels per run: rounding-level
+                # differences in the first loss, small ones after the steps.
                 "ok": bool(
-                    row["first_loss"] == eager["first_loss"]
+                    abs(row["first_loss"] - eager["first_loss"])
+                    <= 1e-3 * max(1.0, abs(eager["first_loss"]))
                     and delta <= 1e-2 * max(1.0, abs(eager["last_loss"]))
                 ),
             }

@@ -136,6 +136,7 @@ class CudaGraphStep:
         self._signature: Any = None
         self._lr_buffers: List[Tuple[Dict[str, Any], torch.Tensor]] = []
         self._graph: Any = None
+        self._side_stream: Any = None
 
     # -- when a graph cannot work ------------------------------------------------------------
     @staticmethod
@@ -218,7 +219,9 @@ class CudaGraphStep:
         # The learning rates come from device tensors here too, so that warm-up steps and
         # replays do the same arithmetic (a resumed run warms up at other iterations).
         self._lr_buffers = self._lr_tensors()
-        side = torch.cuda.Stream()
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream()
+        side = self._side_stream
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             out = self._with_lr_tensors(self._body)
@@ -265,7 +268,8 @@ class CudaGraphStep:
         self._graph = None
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the data loader's pin-memory thread may call CUDA during the capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_out = self._with_lr_tensors(self._body)
         self._graph = graph
 
