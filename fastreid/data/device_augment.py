@@ -321,33 +321,36 @@ class DeviceAugment:
             )
         self.cfg = c
         self.generator = generator
-        # Per-image ops: the CPU path's own torchvision transforms.
-        self.per_image_first: List[T.Transform] = []
+        # Per-image ops: (the CPU path's own torchvision transform, probability of applying it).
+        self.per_image_first: List[Tuple[T.Transform, float]] = []
         if c.AUTOAUG.ENABLED and c.AUTOAUG.PROB > 0:
             logger.info(
                 "Device data path: AutoAugment runs after the resize to INPUT.SIZE_TRAIN "
                 "(the CPU path runs it before), one image at a time."
             )
             self.per_image_first.append(
-                T.RandomApply([T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)], p=c.AUTOAUG.PROB)
+                (T.AutoAugment(T.AutoAugmentPolicy.IMAGENET), float(c.AUTOAUG.PROB))
             )
         if c.CROP.ENABLED:
             self.per_image_first.append(
-                T.RandomResizedCrop(
-                    _hw(c.CROP.SIZE),
-                    scale=tuple(c.CROP.SCALE),
-                    ratio=tuple(c.CROP.RATIO),
-                    interpolation=T.InterpolationMode.BICUBIC,
-                    antialias=True,
+                (
+                    T.RandomResizedCrop(
+                        _hw(c.CROP.SIZE),
+                        scale=tuple(c.CROP.SCALE),
+                        ratio=tuple(c.CROP.RATIO),
+                        interpolation=T.InterpolationMode.BICUBIC,
+                        antialias=True,
+                    ),
+                    1.0,
                 )
             )
-        self.per_image_after: List[T.Transform] = []
+        self.per_image_after: List[Tuple[T.Transform, float]] = []
         if c.AFFINE.ENABLED:
             self.per_image_after.append(
-                T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=0.1, fill=0)
+                (T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=0.1, fill=0), 1.0)
             )
         if c.AUGMIX.ENABLED and c.AUGMIX.PROB > 0:
-            self.per_image_after.append(T.RandomApply([T.AugMix()], p=c.AUGMIX.PROB))
+            self.per_image_after.append((T.AugMix(), float(c.AUGMIX.PROB)))
         self.crop_size: Optional[Tuple[int, int]] = None
         if c.PADDING.ENABLED:
             self.crop_size = _hw(c.CROP.SIZE if c.CROP.ENABLED else c.SIZE_TRAIN)
@@ -359,8 +362,8 @@ class DeviceAugment:
         """Which op runs how (batched / per image), for logs and benchmark tables."""
         c = self.cfg
         ops: Dict[str, str] = {}
-        for t in self.per_image_first + self.per_image_after:
-            ops[type(getattr(t, "transforms", [t])[0]).__name__] = "per image"
+        for transform, _ in self.per_image_first + self.per_image_after:
+            ops[type(transform).__name__] = "per image"
         if c.PADDING.ENABLED:
             ops["pad+crop"] = "batched"
         if c.FLIP.ENABLED:
@@ -371,11 +374,22 @@ class DeviceAugment:
             ops["random erasing"] = "batched"
         return ops
 
-    def _per_image(self, images: torch.Tensor, steps: List[T.Transform]) -> torch.Tensor:
-        if not steps:
-            return images
-        transform = T.Compose(steps)
-        return torch.stack([transform(img) for img in images])
+    def _per_image(
+        self, images: torch.Tensor, steps: List[Tuple[T.Transform, float]]
+    ) -> torch.Tensor:
+        """Each op on the images it is drawn for (``RandomApply``'s rule), one at a time."""
+        for transform, prob in steps:
+            chosen = (torch.rand(images.shape[0], generator=self.generator) < prob).tolist()
+            if not any(chosen):
+                continue
+            outputs = [transform(img) if pick else img for img, pick in zip(images, chosen)]
+            if any(out.shape != outputs[0].shape for out in outputs):
+                raise BadInputError(
+                    f"{type(transform).__name__} changes the image size for only some images; "
+                    "set INPUT.SIZE_TRAIN to the crop size or turn one of them off."
+                )
+            images = torch.stack(outputs)
+        return images
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.dim() != 4:

@@ -283,3 +283,15 @@ def test_per_image_ops_run_and_random_patch_is_refused():
     assert out.shape == (4, 3, 16, 8) and out.dtype == torch.uint8
     with pytest.raises(BadInputError, match="INPUT.RPT"):
         DeviceAugment(_cfg(RPT=dict(ENABLED=True)).INPUT)
+
+
+def test_autoaugment_changes_as_many_images_as_on_the_cpu_path():
+    n = 1500
+    cfg = _cfg(h=16, w=8, AUTOAUG=dict(ENABLED=True, PROB=0.3))
+    image = torch.randint(0, 256, (3, 16, 8), dtype=torch.uint8)
+    cpu = _cpu_draws(cfg, image, n)
+    dev = DeviceAugment(cfg.INPUT)(image.expand(n, -1, -1, -1).contiguous())
+    changed_cpu = (cpu != image).flatten(1).any(1).float().mean().item()
+    changed_dev = (dev != image).flatten(1).any(1).float().mean().item()
+    assert 0.1 < changed_dev < 0.3  # applied to 30 %, and some sub-policies keep the image
+    assert _rates_agree(changed_cpu, changed_dev, n)
