@@ -14,6 +14,7 @@ from fastreid.data.device_cache import CacheTooLargeError, build_image_cache
 from fastreid.engine import CallbackHook, DefaultTrainer
 from fastreid.engine.data_stream import EpochDataStream
 from fastreid.utils.env import seed_all_rng
+from fastreid.utils.errors import BadInputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(REPO, "configs", "Synthetic", "bagtricks_R18.yml")
@@ -81,6 +82,7 @@ def test_a_cache_over_the_limit_stops_before_decoding_the_set(synthetic_root):
     need = len(train_set) * 3 * 48 * 24 / 2**30
     with pytest.raises(CacheTooLargeError) as info:
         build_image_cache(train_set, [48, 24], location="device", max_gb=need / 2, workers=2)
+    assert isinstance(info.value, BadInputError)  # the tools print it as one error: line
     message = str(info.value)
     assert f"{need:.2f} GiB" in message and f"{len(train_set)} images x 3 x 48 x 24" in message
     assert "DATALOADER.CACHE.MAX_GB" in message and "DATALOADER.CACHE.ENABLED False" in message
@@ -90,7 +92,6 @@ def test_a_cache_over_the_limit_stops_before_decoding_the_set(synthetic_root):
 
 def test_mixed_image_sizes_without_a_fixed_size_are_refused(synthetic_root, tmp_path):
     from fastreid.data import CommDataset
-    from fastreid.utils.errors import BadInputError
 
     from .conftest import write_image
 
@@ -176,3 +177,20 @@ def test_a_short_training_on_the_device_path_lowers_the_loss(synthetic_root, tmp
     losses = [v for v, _ in trainer.storage.history("total_loss").values()]
     assert len(losses) >= 12
     assert sum(losses[-4:]) / 4 < 0.9 * sum(losses[:4]) / 4
+
+
+def test_the_train_command_reports_a_cache_over_the_limit_as_one_error_line(
+    synthetic_root, tmp_path, capsys
+):
+    from fastreid.engine.cli import train_main
+
+    argv = ["--config-file", RECIPE, "DATASETS.ROOT", synthetic_root]
+    argv += ["OUTPUT_DIR", str(tmp_path / "out"), "DATALOADER.NUM_WORKERS", "0"]
+    argv += ["DATALOADER.CACHE.ENABLED", "True", "DATALOADER.CACHE.MAX_GB", "0.0001"]
+    with pytest.raises(SystemExit) as info:
+        train_main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "DATALOADER.CACHE.MAX_GB=0.0001" in errors[0]
+    assert "Traceback" not in err
