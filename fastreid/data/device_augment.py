@@ -59,8 +59,11 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
 
 # -- deterministic batched ops --------------------------------------------------------------
 def flip_batch(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Mirror the images ``(B, C, H, W)`` whose ``flip`` (bool ``(B,)``) is True."""
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    """Mirror the images ``(B, C, H, W)`` whose ``flip`` (bool ``(B,)``, on the CPU) is True."""
+    chosen = torch.nonzero(flip.cpu()).flatten().to(images.device, non_blocking=True)
+    out = images.clone()
+    out.index_copy_(0, chosen, images.index_select(0, chosen).flip(-1))
+    return out
 
 
 def _source_index(coords: torch.Tensor, size: int, mode: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +98,7 @@ def pad_crop_batch(
     """Pad every image by ``padding`` on each side (``mode`` as torchvision's ``pad``; the
     constant fill is 0) and crop ``size`` at ``(top[b], left[b])`` of the padded image.
 
-    One gather for the whole batch; the padded images are never materialised.
+    Whole-batch gathers; the padded images are never materialised.
     """
     batch, _, height, width = images.shape
     out_h, out_w = size
@@ -104,14 +107,14 @@ def pad_crop_batch(
     cols = left.to(device).view(-1, 1) + torch.arange(out_w, device=device) - padding
     rows, row_ok = _source_index(rows, height, mode)
     cols, col_ok = _source_index(cols, width, mode)
-    b = torch.arange(batch, device=device).view(-1, 1, 1)
-    # (B, out_h, out_w, C) -> (B, C, out_h, out_w)
-    out = images.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]
-    out = out.permute(0, 3, 1, 2)
+    channels = images.shape[1]
+    # Two gathers (rows, then columns), each with a broadcast index.
+    out = images.gather(2, rows.view(batch, 1, out_h, 1).expand(batch, channels, out_h, width))
+    out = out.gather(3, cols.view(batch, 1, 1, out_w).expand(batch, channels, out_h, out_w))
     if mode == "constant":
-        inside = (row_ok[:, :, None] & col_ok[:, None, :]).unsqueeze(1)
-        out = out * inside.to(out.dtype)
-    return out.contiguous()
+        inside = (row_ok[:, None, :, None] & col_ok[:, None, None, :]).to(out.dtype)
+        out = out * inside
+    return out
 
 
 def erase_batch(
@@ -396,7 +399,7 @@ class DeviceAugment:
             raise ValueError(
                 f"expected uint8 (B, 3, H, W) images, got {images.dtype} {tuple(images.shape)}"
             )
-        c, gen, device = self.cfg, self.generator, images.device
+        c, gen = self.cfg, self.generator
         n = images.shape[0]
         images = self._per_image(images, self.per_image_first)
         if self.crop_size is not None:
@@ -414,7 +417,7 @@ class DeviceAugment:
             images = pad_crop_batch(images, pad, c.PADDING.MODE, top, left, self.crop_size)
         if c.FLIP.ENABLED:
             flip = torch.rand(n, generator=gen) < c.FLIP.PROB
-            images = flip_batch(images, flip.to(device, non_blocking=True))
+            images = flip_batch(images, flip)
         if c.CJ.ENABLED:
             apply, order, factors = sample_color_jitter(
                 n, c.CJ.PROB, c.CJ.BRIGHTNESS, c.CJ.CONTRAST, c.CJ.SATURATION, c.CJ.HUE, gen
