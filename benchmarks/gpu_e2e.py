@@ -186,7 +186,13 @@ def recipe_opts(root: str, output_dir: str, epochs: int, smoke: bool, cache: boo
             }
         )
     else:
-        opts.update({"SOLVER.AMP.ENABLED": "True", "SOLVER.AMP.DTYPE": "bfloat16"})
+        opts.update(
+            {
+                "SOLVER.AMP.ENABLED": "True",
+                "SOLVER.AMP.DTYPE": "bfloat16",
+                "DATALOADER.CACHE.DECODE_WORKERS": str(os.cpu_count() or 1),
+            }
+        )
     return [item for pair in opts.items() for item in pair]
 
 
