@@ -8,6 +8,12 @@ opens images with PIL and runs torchvision.transforms (v1) on PIL images then To
 
     python benchmarks/bench_data.py            # full run (~ a few minutes on 2 cores)
     python benchmarks/bench_data.py --quick    # a few seconds (smoke test)
+    python benchmarks/bench_data.py --device-only --device cuda   # device path rows only
+
+The device data path (``DATALOADER.CACHE``: a decoded uint8 cache + batched augmentation on
+``--device``, default cuda when available) gets its own rows: cache build time and decode
+rate, then batches per second from the cache (synchronised on the device before the clock
+stops), next to fastreid's CPU loader with the most workers of the run.
 
 Prints a table and writes JSON (``--output``, default benchmarks/results/bench_data.json).
 Both run with one intra-op thread in the main process (what loader workers use), so the
@@ -24,7 +30,7 @@ import platform
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from PIL import Image
@@ -116,15 +122,75 @@ def images_per_second(loader, batches: int, warmup: int) -> float:
     return count / elapsed
 
 
-def run(quick: bool, output: str, workers_list: List[int]) -> List[Dict]:
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_rows(
+    root: str, batch_size: int, batches: int, warmup: int, device: str, cpu_rows: List[Dict]
+) -> List[Dict]:
+    """Rows of the device data path: cache build, then batches from the cache."""
+    rows: List[Dict] = []
+    dev = torch.device(device)
+    for recipe in RECIPES:
+        cfg = recipe_cfg(recipe, root, batch_size, 0)
+        cfg.MODEL.DEVICE = device
+        cfg.DATALOADER.CACHE.ENABLED = True
+        cfg.DATALOADER.CACHE.DECODE_WORKERS = os.cpu_count() or 1
+        torch.set_num_threads(os.cpu_count() or 1)  # decoding threads use the whole machine
+        start = time.perf_counter()
+        loader = build_reid_train_loader(cfg)
+        _synchronize(dev)
+        build_seconds = time.perf_counter() - start
+        torch.set_num_threads(1)
+        cache = loader.collate_fn.cache
+        iterator = iter(loader)
+        for _ in range(warmup):
+            next(iterator)
+        _synchronize(dev)
+        start = time.perf_counter()
+        count = 0
+        for _ in range(batches):
+            count += next(iterator)["images"].shape[0]
+        _synchronize(dev)
+        ips = count / (time.perf_counter() - start)
+        cpu = [r for r in cpu_rows if r["recipe"] == recipe]
+        best_cpu = max(cpu, key=lambda r: r["fastreid_img_s"]) if cpu else None
+        rows.append(
+            {
+                "recipe": recipe,
+                "size": "x".join(str(s) for s in cfg.INPUT.SIZE_TRAIN),
+                "device": str(dev),
+                "cache": f"{cache.numel() / 2**20:.0f} MiB on {cache.device}",
+                "cache_build_s": round(build_seconds, 2),
+                "decode_img_s": round(len(loader.dataset) / build_seconds, 1),
+                "device_path_img_s": round(ips, 1),
+                "cpu_loader_img_s": best_cpu["fastreid_img_s"] if best_cpu else None,
+                "cpu_loader_workers": best_cpu["workers"] if best_cpu else None,
+                "speedup": round(ips / best_cpu["fastreid_img_s"], 2) if best_cpu else None,
+            }
+        )
+        del iterator, loader, cache
+    return rows
+
+
+def run(
+    quick: bool,
+    output: str,
+    workers_list: List[int],
+    device: Optional[str] = None,
+    device_only: bool = False,
+) -> List[Dict]:
     torch.set_num_threads(1)
     num_ids, batch_size, batches, warmup = (16, 16, 3, 1) if quick else (300, 64, 30, 3)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
         generate_synthetic_dataset(root, num_ids=num_ids, seed=0, height=128, width=64)
         gen_seconds = time.perf_counter() - start
-        for recipe in RECIPES:
+        for recipe in RECIPES if not device_only else ():
             for workers in workers_list:
                 cfg = recipe_cfg(recipe, root, batch_size, workers)
                 ours = build_reid_train_loader(cfg)
@@ -142,7 +208,12 @@ def run(quick: bool, output: str, workers_list: List[int]) -> List[Dict]:
                         "speedup": round(ours_ips / base_ips, 2),
                     }
                 )
-    print(tabulate(rows, headers="keys", tablefmt="pipe"))
+        dev_batches = batches * (10 if torch.device(device).type == "cuda" else 1)
+        dev_rows = device_rows(root, batch_size, dev_batches, warmup, device, rows)
+    if rows:
+        print(tabulate(rows, headers="keys", tablefmt="pipe"))
+    print(tabulate(dev_rows, headers="keys", tablefmt="pipe"))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     result = {
         "benchmark": "bench_data",
         "date": datetime.date.today().isoformat(),
@@ -152,6 +223,7 @@ def run(quick: bool, output: str, workers_list: List[int]) -> List[Dict]:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "torch": torch.__version__,
+            "gpu": gpu,
         },
         "setup": {
             "images": "synthetic 128x64 JPEG",
@@ -160,6 +232,7 @@ def run(quick: bool, output: str, workers_list: List[int]) -> List[Dict]:
             "generation_seconds": round(gen_seconds, 2),
         },
         "rows": rows,
+        "device_rows": dev_rows,
     }
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
@@ -175,9 +248,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=None, help="worker counts (default 0 1 2)"
     )
+    parser.add_argument(
+        "--device", default=None, help="device of the device data path rows (default cuda/cpu)"
+    )
+    parser.add_argument("--device-only", action="store_true", help="only the device data path rows")
     args = parser.parse_args(argv)
     workers = args.workers if args.workers is not None else ([0] if args.quick else [0, 1, 2])
-    run(args.quick, args.output, workers)
+    run(args.quick, args.output, workers, args.device, args.device_only)
 
 
 if __name__ == "__main__":

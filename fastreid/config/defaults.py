@@ -302,6 +302,17 @@ _C.DATALOADER.NUM_INSTANCE = 4
 _C.DATALOADER.NUM_WORKERS = 8
 # (fastreid) Skip unreadable images with a warning instead of stopping with an error.
 _C.DATALOADER.SKIP_CORRUPT = False
+# (fastreid) Device data path: decode the training set once into a uint8 cache at
+# INPUT.SIZE_TRAIN and apply the INPUT augmentation per batch on MODEL.DEVICE.
+_C.DATALOADER.CACHE = CN()
+# Enable the cache + per-batch device augmentation (no CPU transform workers in training).
+_C.DATALOADER.CACHE.ENABLED = False
+# Where the cache lives: "device" (MODEL.DEVICE memory) or "pinned" (pinned host memory).
+_C.DATALOADER.CACHE.LOCATION = "device"
+# Largest cache allowed in GiB; a training set that needs more stops before training.
+_C.DATALOADER.CACHE.MAX_GB = 16.0
+# Threads decoding the images into the cache (0: DATALOADER.NUM_WORKERS, or all CPUs).
+_C.DATALOADER.CACHE.DECODE_WORKERS = 0
 
 # ---------------------------------------------------------------------------- #
 # Solver

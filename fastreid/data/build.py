@@ -14,6 +14,7 @@ from fastreid.utils import comm
 from . import samplers
 from .common import CommDataset
 from .datasets import DATASET_REGISTRY, resolve_datasets_root
+from .device_cache import DeviceDataOptions, build_device_train_loader, device_data_options
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def _train_loader_from_config(
         "sampler": sampler,
         "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
+        "device_data": device_data_options(cfg),
     }
 
 
@@ -126,13 +128,16 @@ def build_reid_train_loader(
     sampler: Optional[Sampler] = None,
     total_batch_size: int,
     num_workers: int = 0,
+    device_data: Optional[DeviceDataOptions] = None,
 ) -> DataLoader:
     """An infinite loader of training batches.
 
     Call as ``build_reid_train_loader(cfg)`` or with explicit arguments. Each batch is a dict:
     ``images`` float32 (B, 3, H, W) in 0-255, ``targets`` int64 (B,), ``camids`` int64 (B,),
     ``img_paths`` list of str, plus the items' extras; B = ``total_batch_size // world_size``.
-    ``loader.dataset.num_classes`` is the number of training identities.
+    ``loader.dataset.num_classes`` is the number of training identities. With
+    ``device_data`` (``DATALOADER.CACHE.ENABLED``) the images come from a decoded uint8 cache
+    and are augmented per batch on the device (:mod:`fastreid.data.device_cache`).
     """
     world_size = comm.get_world_size()
     if total_batch_size % world_size != 0 or total_batch_size < world_size:
@@ -144,6 +149,8 @@ def build_reid_train_loader(
     if sampler is None:
         sampler = samplers.TrainingSampler(len(train_set))
     batch_sampler = BatchSampler(sampler, mini_batch_size, drop_last=True)
+    if device_data is not None:
+        return build_device_train_loader(train_set, batch_sampler, device_data)
     return DataLoader(
         train_set,
         batch_sampler=batch_sampler,

@@ -20,3 +20,6 @@ def test_bench_data_quick_writes_table_and_json(tmp_path, capsys):
     assert "speedup" in capsys.readouterr().out
     rows = json.loads(output.read_text())["rows"]
     assert rows and all(row["fastreid_img_s"] > 0 and row["pil_baseline_img_s"] > 0 for row in rows)
+    device_rows = json.loads(output.read_text())["device_rows"]
+    assert {row["recipe"] for row in device_rows} == {"BoT", "SBS"}
+    assert all(row["device_path_img_s"] > 0 and row["cache_build_s"] > 0 for row in device_rows)
