@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from fastreid.utils.dependencies import require
 from fastreid.utils.file_io import save_figure
 
 from .distance import as_feature_tensor, pairwise_distance
@@ -45,7 +46,7 @@ def _pyplot():
 
 def _load_thumbnail(path: str, size: Tuple[int, int]) -> np.ndarray:
     """RGB uint8 (H, W, 3) thumbnail; a grey tile when the file cannot be read."""
-    import cv2
+    cv2 = require("cv2", "Drawing rank lists")
 
     height, width = size
     image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path and os.path.exists(path) else None

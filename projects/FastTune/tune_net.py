@@ -30,6 +30,7 @@ if not __package__:  # run as a script: import this project from the folder that
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.engine import default_argument_parser
+from fastreid.utils.dependencies import require
 from fastreid.utils.errors import exit_on_bad_input
 from fastreid.utils.file_io import atomic_write_text
 from fastreid.utils.logger import setup_logger
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     log.info("Search space:\n  " + "\n  ".join(p.describe() for p in params))
     log.info(f"{options.num_trials} trials, {options.srch_algo}, results in {folder}")
 
-    import ray
+    ray = require("ray", "A FastTune search")
 
     started_here = not ray.is_initialized()
     try:
