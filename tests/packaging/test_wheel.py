@@ -153,6 +153,24 @@ def test_wheel_trains_the_synthetic_recipe_from_another_folder(venv, tmp_path):
     log = (work / "run" / "log.txt").read_text()
     assert "Rank-1" in log or "R1" in log or "mAP" in log
 
+    # The trained model through the export and extraction console scripts (Caffe export
+    # reads caffe.proto from the wheel).
+    weights = ["MODEL.WEIGHTS", "run/model_final.pth", "INPUT.SIZE_TEST", "[64, 32]"]
+    proc = _run(
+        [bin_dir / "fastreid-export-caffe", "--config-file", "configs/Synthetic/bagtricks_R18.yml",
+         "--name", "demo", "--output", "export", "--verify-batch", "2", *weights],
+        cwd=work, env=env,
+    )  # fmt: skip
+    assert "-> OK" in proc.stdout and (work / "export" / "demo.caffemodel").is_file()
+    images = sorted((tmp_path / "datasets").rglob("*.jpg"))[:3]
+    assert images
+    _run(
+        [bin_dir / "fastreid-extract", "--checkpoint", "run", "--input", *images,
+         "--output", "feats.npy"],
+        cwd=work, env=env,
+    )  # fmt: skip
+    assert (work / "feats.txt").read_text().splitlines() == [str(p) for p in images]
+
     # A project recipe whose _BASE_ climbs to the core configs (../../../configs/...) loads too.
     code = (
         "from fastreid.config import CfgNode, get_config_file;"
