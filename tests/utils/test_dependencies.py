@@ -77,6 +77,10 @@ def test_the_callers_report_the_extra(monkeypatch, capsys):
         metrics._resolve_backend("faiss")
     with pytest.raises(MissingDependencyError, match=r"'tune' extra"):
         search.connect_ray("")
+    for algo, module in (("hyperopt", "hyperopt"), ("optuna", "optuna"), ("bohb", "hpbandster")):
+        _missing(monkeypatch, module)
+        with pytest.raises(MissingDependencyError, match=rf"--srch-algo {algo} needs .*'{module}'"):
+            search.build_search_alg(algo, seed=0)
 
     # Tools print it as one `error:` line and exit with code 2.
     monkeypatch.delenv("FASTREID_DEBUG", raising=False)

@@ -182,14 +182,18 @@ def build_search_alg(name: str, seed: int) -> Any:
 
         return BasicVariantGenerator(random_state=seed)
     if name == "hyperopt":
+        require("hyperopt", "--srch-algo hyperopt")  # Ray's wrapper only asserts it
         from ray.tune.search.hyperopt import HyperOptSearch
 
         return HyperOptSearch(random_state_seed=seed)
     if name == "optuna":
+        require("optuna", "--srch-algo optuna")
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(seed=seed)
     if name == "bohb":
+        require("hpbandster", "--srch-algo bohb")
+        require("ConfigSpace", "--srch-algo bohb")
         from ray.tune.search.bohb import TuneBOHB
 
         return TuneBOHB(seed=seed)
