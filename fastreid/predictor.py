@@ -25,6 +25,7 @@ from fastreid.config import CfgNode, get_cfg
 from fastreid.data.data_utils import read_image
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import resolve_device
+from fastreid.utils.progress import progress_bar
 
 __all__ = [
     "FeatureExtractor",
@@ -273,7 +274,8 @@ class FeatureExtractor:
         """Features ``(N, D)`` of ``inputs`` (one image or many), in input order."""
         items = _as_list(inputs)
         outputs = []
-        for start in range(0, len(items), self.batch_size):
+        starts = range(0, len(items), self.batch_size)
+        for start in progress_bar(starts, total=len(starts), desc="Extracting features"):
             batch = preprocess_images(items[start : start + self.batch_size], self.size)
             features = self.model(batch.to(self.device)).float()
             if self.normalize:

@@ -3,8 +3,13 @@
     python tools/visualize_result.py --config-file configs/Market1501/bagtricks_R50.yml \
         --output vis/ MODEL.WEIGHTS logs/market1501/bagtricks_R50/model_final.pth
     python tools/visualize_result.py --features vis/features.npz --output vis/
+    fastreid-visualize --config-file configs/Market1501/bagtricks_R50.yml --root datasets \
+        --vis-label --rank-sort ascending --label-sort ascending MODEL.WEIGHTS model.pth
 
-Config overrides come as trailing ``KEY VALUE`` pairs or after ``--opts``.
+Config overrides come as trailing ``KEY VALUE`` pairs or after ``--opts``. FastReID's options
+keep their meaning: ``--parallel`` (feature extraction on every visible GPU), ``--vis-label``
+(a second row with the query's true matches, ordered by ``--label-sort``) and
+``--rank-sort ascending|descending`` (hardest or easiest queries first).
 ``--save-features`` keeps the extracted features (.npz) so later runs skip inference. Bad input
 ends with one ``error:`` line and exit code 2 (``FASTREID_DEBUG=1`` shows the traceback).
 """
@@ -17,7 +22,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as a script from a clone: import the clone's fastreid
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FEATURE_KEYS = ("q_feats", "g_feats", "q_pids", "g_pids", "q_camids", "g_camids")
 
@@ -29,21 +35,26 @@ def extract(args):
     from fastreid.config import get_cfg
     from fastreid.data import build_reid_test_loader
     from fastreid.predictor import build_model_from_cfg
+    from fastreid.utils.progress import progress_bar
 
     cfg = get_cfg()
     cfg.merge_from_file(args.config_file)
+    if args.root:
+        cfg.DATASETS.ROOT = args.root  # a DATASETS.ROOT override below still wins
     cfg.merge_from_list(args.opts)
     model = build_model_from_cfg(cfg)
     cfg = model.cfg
+    device = model.device
+    run = parallel_model(model) if args.parallel else model
     dataset_name = args.dataset_name or cfg.DATASETS.TESTS[0]
     loader, num_query = build_reid_test_loader(cfg, dataset_name=dataset_name)
     features, pids, camids, paths = [], [], [], []
     with torch.no_grad():
-        for batch in loader:
-            images = batch["images"].to(model.device)
-            output = model(dict(batch, images=images))
+        for batch in progress_bar(loader, total=len(loader), desc="Extracting features"):
+            images = batch["images"].to(device)
+            output = run(dict(batch, images=images))
             if cfg.TEST.FLIP.ENABLED:
-                output = (output + model(dict(batch, images=images.flip(3)))) / 2
+                output = (output + run(dict(batch, images=images.flip(3)))) / 2
             features.append(output.float().cpu())
             pids.append(batch["targets"])
             camids.append(batch["camids"])
@@ -51,6 +62,7 @@ def extract(args):
     feats = torch.cat(features).numpy()
     pids, camids = torch.cat(pids).numpy(), torch.cat(camids).numpy()
     data = {
+        "dataset": np.asarray(dataset_name),
         "q_feats": feats[:num_query], "g_feats": feats[num_query:],
         "q_pids": pids[:num_query], "g_pids": pids[num_query:],
         "q_camids": camids[:num_query], "g_camids": camids[num_query:],
@@ -58,6 +70,21 @@ def extract(args):
         "metric": np.asarray(cfg.TEST.METRIC),
     }  # fmt: skip
     return data
+
+
+def parallel_model(model):
+    """FastReID's ``--parallel``: the model on every visible GPU (``nn.DataParallel``); the
+    model itself where there are fewer than two."""
+    import torch
+
+    count = torch.cuda.device_count() if model.device.type == "cuda" else 0
+    if count < 2:
+        logging.getLogger("fastreid").info(
+            f"--parallel: {max(count, 1)} device ({model.device}); extracting on it alone."
+        )
+        return model
+    logging.getLogger("fastreid").info(f"--parallel: extracting on {count} GPUs.")
+    return torch.nn.DataParallel(model)
 
 
 def load_features(path: str):
@@ -83,11 +110,28 @@ def main(argv=None) -> int:
     source.add_argument("--config-file", help="model config (weights via --opts MODEL.WEIGHTS)")
     source.add_argument("--features", help=".npz written by --save-features")
     parser.add_argument("--dataset-name", default="", help="test set (default DATASETS.TESTS[0])")
+    parser.add_argument("--root", default="", help="datasets root (sets DATASETS.ROOT)")
+    parser.add_argument(
+        "--parallel", action="store_true", help="extract features on every visible GPU"
+    )
+    parser.add_argument(
+        "--vis-label", action="store_true", help="add a row with each query's true matches"
+    )
+    parser.add_argument(
+        "--label-sort",
+        default="ascending",
+        choices=["ascending", "descending"],
+        help="order of the true matches by similarity (ascending: hardest first)",
+    )
     parser.add_argument("--output", default="vis/", help="folder for the PNGs")
     parser.add_argument("--num-vis", type=int, default=10, help="rank lists to draw")
     parser.add_argument("--max-rank", type=int, default=10, help="gallery images per list")
     parser.add_argument(
-        "--rank-sort", default="first", choices=["first", "random", "worst", "best"]
+        "--rank-sort",
+        default="first",
+        choices=["first", "random", "worst", "best", "ascending", "descending"],
+        help="queries shown: in order, random, worst / best first (FastReID: ascending / "
+        "descending)",
     )
     parser.add_argument("--metric", default="", help="cosine or euclidean (default TEST.METRIC)")
     parser.add_argument("--save-features", action="store_true", help="write features.npz")
@@ -107,15 +151,24 @@ def main(argv=None) -> int:
     written = visualizer.save_rank_lists(
         data["q_feats"], data["g_feats"], *labels, list(data["q_paths"]),
         list(data["g_paths"]), args.output, num_queries=args.num_vis, topk=args.max_rank,
-        metric=metric, order=args.rank_sort,
+        metric=metric, order=args.rank_sort, vis_label=args.vis_label,
+        label_sort=args.label_sort,
     )  # fmt: skip
     positive, negative = visualizer.pair_distances(
         data["q_feats"], data["g_feats"], *labels, metric=metric
     )
-    written.append(visualizer.plot_roc(positive, negative, os.path.join(args.output, "roc.png")))
+    about = f"{data['dataset']}, {metric} distance" if "dataset" in data else f"{metric} distance"
+    written.append(
+        visualizer.plot_roc(
+            positive, negative, os.path.join(args.output, "roc.png"), title=f"ROC on {about}"
+        )
+    )
     written.append(
         visualizer.plot_distance_histograms(
-            positive, negative, os.path.join(args.output, "distance_histograms.png")
+            positive,
+            negative,
+            os.path.join(args.output, "distance_histograms.png"),
+            title=f"Pair distances on {about}",
         )
     )
     print(f"wrote {len(written)} pictures to {args.output}")

@@ -1,5 +1,6 @@
 from .arguments import ConfigArgumentParser
 from .config import CfgNode, ConfigKeyError, ConfigValueError, configurable, get_cfg
+from .packaged import get_config, get_config_file, list_configs
 
 __all__ = [
     "CfgNode",
@@ -8,4 +9,7 @@ __all__ = [
     "ConfigValueError",
     "configurable",
     "get_cfg",
+    "get_config",
+    "get_config_file",
+    "list_configs",
 ]

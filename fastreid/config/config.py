@@ -6,11 +6,14 @@ import difflib
 import functools
 import inspect
 import os
+import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from yacs.config import CfgNode as _CfgNode
 from yacs.config import _check_and_coerce_cfg_value_type
+
+from .packaged import _not_found_message, packaged_config_file
 
 BASE_KEY = "_BASE_"
 
@@ -46,12 +49,24 @@ class CfgNode(_CfgNode):
         A missing base names the file whose ``_BASE_`` points to it; a cycle names the chain.
         """
         if not os.path.isfile(filename):
-            if _chain:
-                raise FileNotFoundError(
-                    f"Config file '{_chain[-1]}' has _BASE_ '{filename}', which does not exist "
-                    "(a relative _BASE_ is resolved from the folder of the file that names it)."
+            # Not here: the recipe of that name shipped with fastreid (an installed wheel run
+            # from any folder, or a project recipe whose _BASE_ climbs to the core configs/).
+            packaged = packaged_config_file(filename)
+            if packaged is None:
+                if _chain:
+                    raise FileNotFoundError(
+                        f"Config file '{_chain[-1]}' has _BASE_ '{filename}', which does not "
+                        "exist (a relative _BASE_ is resolved from the folder of the file that "
+                        "names it)."
+                    )
+                raise FileNotFoundError(_not_found_message(filename))
+            if not _chain:
+                print(
+                    f"note: config file '{filename}' is not in this folder; using the recipe "
+                    f"shipped with fastreid: {packaged}",
+                    file=sys.stderr,
                 )
-            raise FileNotFoundError(f"Config file not found: '{filename}'.")
+            filename = packaged
         real = os.path.realpath(filename)
         if real in (os.path.realpath(f) for f in _chain):
             names = " -> ".join([*_chain, filename])

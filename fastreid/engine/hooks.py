@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -20,6 +18,7 @@ from fastreid.utils.checkpoint import Checkpointer, unwrap_model
 from fastreid.utils.env import preserve_rng_state
 from fastreid.utils.events import EventWriter
 from fastreid.utils.precision_bn import get_bn_modules, update_bn_stats
+from fastreid.utils.progress import progress_bar_enabled  # noqa: F401  (its home before)
 
 from .train_loop import HookBase
 
@@ -379,19 +378,6 @@ class PeriodicWriter(HookBase):
         finally:
             for writer in self._writers:
                 writer.close()
-
-
-def progress_bar_enabled() -> bool:
-    """Progress bars show on the main process when stderr is a terminal.
-    ``FASTREID_PROGRESS=0`` hides them, ``FASTREID_PROGRESS=1`` forces them."""
-    setting = os.environ.get("FASTREID_PROGRESS", "").strip().lower()
-    if setting in ("0", "false", "no", "off"):
-        return False
-    if not comm.is_main_process():
-        return False
-    if setting in ("1", "true", "yes", "on"):
-        return True
-    return sys.stderr.isatty()
 
 
 class ProgressBar(HookBase):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fastreid.utils import comm
+from fastreid.utils.progress import progress_bar
 from fastreid.utils.registry import Registry
 
 __all__ = [
@@ -177,12 +178,7 @@ def inference_on_dataset(
     start = time.perf_counter()
     try:
         with torch.no_grad():
-            batches = data_loader
-            if comm.is_main_process():
-                from tqdm import tqdm
-
-                batches = tqdm(data_loader, total=num_batches, desc="Inference", leave=False)
-            for batch in batches:
+            for batch in progress_bar(data_loader, total=num_batches, desc="Inference"):
                 if "images" not in batch:
                     raise KeyError(
                         "inference_on_dataset expects batches as dicts with an 'images' tensor "

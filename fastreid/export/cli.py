@@ -69,8 +69,8 @@ def load_export_model(args: argparse.Namespace, device: str = "cpu") -> nn.Modul
     """The eval-mode model of ``--config-file`` / ``--opts`` (errors name the fix)."""
     from fastreid.predictor import build_model_from_config
 
-    if not Path(args.config_file).is_file():
-        raise FileNotFoundError(f"Config file '{args.config_file}' does not exist (--config-file).")
+    # A missing --config-file falls back to the recipe of that name shipped with fastreid, or
+    # is one error naming the closest shipped ones (CfgNode.merge_from_file).
     return build_model_from_config(args.config_file, opts=args.opts, device=device)
 
 

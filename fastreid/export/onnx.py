@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastreid.utils.dependencies import install_hint
+
 from .atomic import atomic_path
 from .dependencies import require
 
@@ -119,7 +121,7 @@ def _simplify(proto):
     try:
         import onnxsim
     except ImportError:
-        logger.info("onnxsim not installed: skipping simplification (pip install onnxsim).")
+        logger.info(f"onnxsim not installed: skipping simplification ({install_hint('onnxsim')}).")
         return proto
     try:
         simplified, ok = onnxsim.simplify(proto)

@@ -8,7 +8,12 @@ import os
 import sys
 from typing import Optional
 
-__all__ = ["setup_logger", "log_first_n"]
+__all__ = ["PROJECT_LOGGERS", "setup_logger", "log_first_n"]
+
+# Loggers of the projects (``logging.getLogger(__name__)`` in ``projects/*``; the package is
+# ``fastreid_projects`` when installed). Setting up the ``fastreid`` logger sets them up too:
+# their messages go to the ``fastreid`` logger's console and ``log.txt``.
+PROJECT_LOGGERS = ("projects", "fastreid_projects")
 
 _FORMAT = "[%(asctime)s] %(name)s %(levelname)s: %(message)s"
 _DATE = "%m/%d %H:%M:%S"
@@ -93,7 +98,29 @@ def setup_logger(
         file_handler.setFormatter(plain)
         file_handler._fastreid_handler = True
         logger.addHandler(file_handler)
+    if name == "fastreid":
+        for project_name in PROJECT_LOGGERS:
+            _forward_to_fastreid(logging.getLogger(project_name))
     return logger
+
+
+class _ForwardToFastreid(logging.Handler):
+    """Hands each record to the handlers the ``fastreid`` logger has at that moment, so a
+    project's messages go where the core's go (console, ``log.txt``), in the same order."""
+
+    _fastreid_forward = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger("fastreid").handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _forward_to_fastreid(logger: logging.Logger) -> None:
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    if not any(getattr(h, "_fastreid_forward", False) for h in logger.handlers):
+        logger.addHandler(_ForwardToFastreid())
 
 
 _LOGGED_ONCE: dict = {}

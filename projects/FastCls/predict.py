@@ -19,13 +19,19 @@ from typing import Iterable, List, Sequence, Tuple
 
 import torch
 
-import projects.FastCls.fastcls  # noqa: F401  (registers the project's backbone and datasets)
+if not __package__:  # run as a script: import this project from the folder that holds it
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
+    __package__ = f"{os.path.basename(os.path.dirname(_HERE))}.{os.path.basename(_HERE)}"
+
 from fastreid.data.data_utils import read_image
 from fastreid.data.transforms import build_transforms
 from fastreid.predictor import load_model
 from fastreid.utils.errors import exit_on_bad_input
-from projects.FastCls.fastcls.datasets import IMAGE_EXTENSIONS
-from projects.FastCls.fastcls.trainer import load_idx2class
+
+from . import fastcls  # noqa: F401  (registers the project's backbone and datasets)
+from .fastcls.datasets import IMAGE_EXTENSIONS
+from .fastcls.trainer import load_idx2class
 
 
 def collect_images(inputs: Sequence[str]) -> List[str]:

@@ -13,9 +13,18 @@ script only imports the project package so that ``build_resnet_backbone_distill`
 registered, and otherwise is the core trainer (same options as ``tools/train_net.py``).
 """
 
-import projects.FastDistill.fastdistill  # noqa: F401 - registers build_resnet_backbone_distill
+if not __package__:  # run as a script: import this project from the folder that holds it
+    import os
+    import sys
+
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
+    __package__ = f"{os.path.basename(os.path.dirname(_HERE))}.{os.path.basename(_HERE)}"
+
 from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import run
+
+from . import fastdistill  # noqa: F401 - registers build_resnet_backbone_distill
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()

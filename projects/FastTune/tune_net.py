@@ -23,13 +23,20 @@ import os
 import sys
 from typing import Any, Dict, List
 
+if not __package__:  # run as a script: import this project from the folder that holds it
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
+    __package__ = f"{os.path.basename(os.path.dirname(_HERE))}.{os.path.basename(_HERE)}"
+
 from fastreid.config import CfgNode, get_cfg
 from fastreid.engine import default_argument_parser
+from fastreid.utils.dependencies import require
 from fastreid.utils.errors import exit_on_bad_input
 from fastreid.utils.file_io import atomic_write_text
 from fastreid.utils.logger import setup_logger
-from projects.FastTune.fasttune import add_tune_config, num_reports, space_from_cfg
-from projects.FastTune.fasttune.results import (
+
+from .fasttune import add_tune_config, num_reports, space_from_cfg
+from .fasttune.results import (
     best_config,
     best_row,
     collect_rows,
@@ -37,7 +44,7 @@ from projects.FastTune.fasttune.results import (
     plot_search,
     write_results,
 )
-from projects.FastTune.fasttune.search import (
+from .fasttune.search import (
     SearchOptions,
     check_options,
     experiment_name,
@@ -119,7 +126,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     log.info("Search space:\n  " + "\n  ".join(p.describe() for p in params))
     log.info(f"{options.num_trials} trials, {options.srch_algo}, results in {folder}")
 
-    import ray
+    ray = require("ray", "A FastTune search")
 
     started_here = not ray.is_initialized()
     try:

@@ -71,7 +71,7 @@ def test_missing_onnx_package_names_the_deploy_extra(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.delitem(__import__("sys").modules, "onnx", raising=False)
-    with pytest.raises(MissingDependencyError, match=r"fastreid\[deploy\]"):
+    with pytest.raises(MissingDependencyError, match=r"'deploy' extra.*\.\[deploy\]"):
         export_onnx(ToyReID().eval(), tmp_path / "toy.onnx", SIZE)
     assert not (tmp_path / "toy.onnx").exists()
 

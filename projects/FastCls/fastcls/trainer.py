@@ -100,6 +100,15 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        given = cfg.MODEL.HEADS.NUM_CLASSES
+        if given not in (0, num_classes):
+            # A classifier of another width fails later in the loss (a target out of range)
+            # or in the evaluator; say so before training.
+            raise ValueError(
+                f"MODEL.HEADS.NUM_CLASSES={given} but the training data "
+                f"({', '.join(cfg.DATASETS.NAMES)}) has {num_classes} classes; set "
+                f"MODEL.HEADS.NUM_CLASSES {num_classes}, or 0 to take it from the data."
+            )
         cfg = super().auto_scale_hyperparams(cfg, num_classes)
         if comm.is_main_process() and cfg.OUTPUT_DIR and cls.class_names:
             path = save_idx2class(cls.class_names, cfg.OUTPUT_DIR)

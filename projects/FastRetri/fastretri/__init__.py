@@ -4,8 +4,7 @@ Importing this package registers its datasets and ``RetriEvaluator`` (and, throu
 the Fashion-MNIST reader and ``build_small_resnet_backbone``).
 """
 
-import projects.FastCls.fastcls  # noqa: F401  (registers the small ResNet and Fashion-MNIST)
-
+from ...FastCls import fastcls  # noqa: F401  (registers the small ResNet and Fashion-MNIST)
 from .config import add_retri_config
 from .datasets import (
     CUB,

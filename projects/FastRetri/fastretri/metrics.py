@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastreid.utils.dependencies import require
+
 __all__ = ["BACKENDS", "nearest_neighbors", "retrieval_metrics"]
 
 logger = logging.getLogger(__name__)
@@ -59,10 +61,7 @@ def _resolve_backend(backend: str) -> str:
         # 10k x 10k, k = 1000); faiss is the default where it runs on a GPU.
         return "faiss" if _faiss_gpu_available() else "torch"
     if backend == "faiss" and _faiss() is None:
-        raise ImportError(
-            "The faiss retrieval backend needs faiss: pip install 'fastreid[faiss]' (faiss-cpu), "
-            "or faiss-gpu on GPU machines; or use the torch backend."
-        )
+        require("faiss", "The faiss retrieval backend (or use the torch backend)")
     return backend
 
 

@@ -10,8 +10,8 @@ from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
-from projects.FastCls.fastcls.data import ItemDataset, build_item_test_loader
 
+from ...FastCls.fastcls.data import ItemDataset, build_item_test_loader
 from .config import add_retri_config
 
 __all__ = ["RetriTrainer"]

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from fastreid.config import CfgNode
 from fastreid.data.datasets.bases import resolve_datasets_root
+from fastreid.utils.dependencies import require
 
 from .space import Param
 from .trainer import num_reports, run_trial
@@ -143,7 +144,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 
 def connect_ray(address: str = "") -> None:
     """Join the cluster at ``address`` or start Ray on this machine (once)."""
-    import ray
+    ray = require("ray", "A FastTune search")
 
     if ray.is_initialized():
         return
@@ -181,14 +182,18 @@ def build_search_alg(name: str, seed: int) -> Any:
 
         return BasicVariantGenerator(random_state=seed)
     if name == "hyperopt":
+        require("hyperopt", "--srch-algo hyperopt")  # Ray's wrapper only asserts it
         from ray.tune.search.hyperopt import HyperOptSearch
 
         return HyperOptSearch(random_state_seed=seed)
     if name == "optuna":
+        require("optuna", "--srch-algo optuna")
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(seed=seed)
     if name == "bohb":
+        require("hpbandster", "--srch-algo bohb")
+        require("ConfigSpace", "--srch-algo bohb")
         from ray.tune.search.bohb import TuneBOHB
 
         return TuneBOHB(seed=seed)

@@ -1,0 +1,1 @@
+"""Command-line tools; installed as ``fastreid.tools`` behind the ``fastreid-*`` console scripts."""

@@ -1,0 +1,1 @@
+"""Export and inference tools (``fastreid-export-*`` console scripts when installed)."""
