@@ -164,12 +164,6 @@ def verify_search_folder(folder: str) -> None:
         f"the same key ({key_path()}). Run the search anew in another OUTPUT_DIR or TUNE.NAME"
     )
     sig_path = os.path.join(folder, SIGNATURE_FILE)
-    key = load_or_create_key(create=False)
-    if key is None:
-        raise UntrustedSearchError(
-            f"--resume: cannot verify '{folder}': there is no FastTune key on this machine. "
-            f"{trusted}."
-        )
     try:
         with open(sig_path, encoding="utf-8") as f:
             signed = json.load(f)["hmac_sha256"]
@@ -184,6 +178,12 @@ def verify_search_folder(folder: str) -> None:
         raise UntrustedSearchError(
             f"--resume: '{sig_path}' is not a FastTune signature file. {trusted}."
         ) from None
+    key = load_or_create_key(create=False)
+    if key is None:
+        raise UntrustedSearchError(
+            f"--resume: cannot verify '{folder}': there is no FastTune key on this machine. "
+            f"{trusted}."
+        )
     for name, path in _state_files(folder):
         expected = signed.get(name)
         if not isinstance(expected, str) or not hmac.compare_digest(
