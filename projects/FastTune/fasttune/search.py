@@ -323,6 +323,15 @@ def trial_resources(resources: Dict[str, float], workers: int) -> Any:
     return tune.PlacementGroupFactory([{}] + [dict(bundle) for _ in range(workers)], "PACK")
 
 
+def max_concurrent_trials(cfg: CfgNode, scheduler_name: str) -> Optional[int]:
+    """``TUNE.MAX_CONCURRENT``; when 0, FastReID's 4 for BOHB (its ``ConcurrencyLimiter``)
+    and no limit (None) otherwise."""
+    limit = int(cfg.TUNE.MAX_CONCURRENT)
+    if limit <= 0 and scheduler_name == "bohb-hyperband":
+        limit = 4
+    return limit if limit > 0 else None
+
+
 def _search_started(exp_path: str) -> bool:
     """True once Ray recorded the search's state (a trial was scheduled); a folder with only
     ``tuner.pkl`` is a start that failed before that."""
@@ -474,9 +483,7 @@ def _new_tuner(
         search_alg = build_search_alg("random", seed, points)
     else:
         search_alg = build_search_alg(options.srch_algo, seed, points)
-    max_concurrent = int(cfg.TUNE.MAX_CONCURRENT)
-    if max_concurrent <= 0 and options.srch_algo == "bohb" and scheduler_name != "pbt":
-        max_concurrent = 4  # FastReID's ConcurrencyLimiter for BOHB
+    max_concurrent = max_concurrent_trials(cfg, scheduler_name)
     # PBT restores trials from other trials' checkpoints, which must still exist then.
     keep = None if scheduler_name == "pbt" else max(1, int(cfg.TUNE.NUM_TO_KEEP))
     return tune.Tuner(
@@ -488,7 +495,7 @@ def _new_tuner(
             search_alg=search_alg,
             scheduler=build_scheduler(scheduler_name, cfg, params),
             num_samples=options.num_trials,
-            max_concurrent_trials=max_concurrent if max_concurrent > 0 else None,
+            max_concurrent_trials=max_concurrent,
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(
