@@ -40,6 +40,7 @@ from projects.FastTune.fasttune.results import (
 from projects.FastTune.fasttune.search import (
     SearchOptions,
     check_base_cfg,
+    check_batch_split,
     check_options,
     experiment_name,
     parse_resources,
@@ -126,7 +127,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     base = prepare_base_cfg(user_cfg)
     setup_logger(None, name="fastreid")
     points_to_evaluate(base, params)
-    workers_per_trial(base, options)
+    check_batch_split(base, params, workers_per_trial(base, options))
     check_base_cfg(base)  # once, before Ray starts: a bad config fails here, not in each trial
     log = logging.getLogger("fastreid.fasttune")
     name = experiment_name(user_cfg, options)

@@ -166,7 +166,14 @@ def connect_ray(address: str = "") -> None:
                 f"Cannot join the Ray cluster at --address {address}: {e}"
             ) from None
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": always a new Ray on this machine, never a cluster an earlier `ray start`
+        # recorded (which may be gone: ray.init() would wait for it forever).
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
 
 
 def prepare_base_cfg(cfg: CfgNode) -> CfgNode:
@@ -309,6 +316,22 @@ def workers_per_trial(cfg: CfgNode, options: SearchOptions) -> int:
     if n < 1:
         raise ValueError(f"TUNE.WORKERS_PER_TRIAL must be at least 1, got {n}.")
     return n
+
+
+def check_batch_split(cfg: CfgNode, params: Sequence[Param], workers: int) -> None:
+    """Every batch size a DDP trial may get splits evenly over its ``workers`` processes."""
+    if workers == 1:
+        return
+    searched = [p for p in params if p.key == "SOLVER.IMS_PER_BATCH"]
+    if searched and searched[0].dist != "choice":
+        return  # sampled sizes: each trial checks its own
+    sizes = list(searched[0].args) if searched else [cfg.SOLVER.IMS_PER_BATCH]
+    bad = [size for size in sizes if int(size) % workers]
+    if bad:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH {', '.join(map(str, bad))} cannot be split over "
+            f"{workers} processes per trial (--workers-per-trial); use multiples of {workers}."
+        )
 
 
 def trial_resources(resources: Dict[str, float], workers: int) -> Any:

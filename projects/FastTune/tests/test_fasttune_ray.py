@@ -7,10 +7,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -156,11 +158,14 @@ def test_a_ddp_search_on_a_ray_head_started_here(tmp_path, synthetic_root):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH", "")]))
     env["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    # Its own temp folder (short: Ray's socket paths are limited), so the address that
+    # `ray start` records for later `ray.init()` calls stays in it and goes with it.
+    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
          "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--num-gpus", "0", "--object-store-memory", str(100 * 1024**2),
-         "--include-dashboard", "false", "--disable-usage-stats"],
+         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir],
         env=env, cwd=str(tmp_path), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -185,6 +190,7 @@ def test_a_ddp_search_on_a_ray_head_started_here(tmp_path, synthetic_root):
         if ray.is_initialized():
             ray.shutdown()
         _stop_head(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
     rows = summary["rows"]
     assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}

@@ -168,6 +168,10 @@ def test_a_start_that_failed_before_any_trial_leaves_nothing_that_blocks_a_rerun
             "'SOLVER.BASE_LRR' is not a searched key",
         ),
         (["--workers-per-trial", "0"], "--workers-per-trial must be at least 1, got 0"),
+        (
+            ["--workers-per-trial", "3"],
+            "SOLVER.IMS_PER_BATCH 32 cannot be split over 3 processes per trial",
+        ),
     ],
 )
 def test_a_bad_base_config_is_one_error_before_ray_starts(tmp_path, capsys, opts, message):
