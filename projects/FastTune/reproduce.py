@@ -38,8 +38,11 @@ SEARCHES: Dict[str, List[str]] = {
 KEYS = ("status", "SOLVER.BASE_LR", "DATALOADER.NUM_INSTANCE", "r1", "map", "score", "epochs")
 
 
-def _round(value: Any) -> Any:
-    return round(value, 2) if isinstance(value, float) else value
+def _round(key: str, value: Any) -> Any:
+    """Metrics to 2 decimals (as printed), searched values to 4 significant digits."""
+    if not isinstance(value, float):
+        return value
+    return round(value, 2) if key in ("r1", "map", "score") else float(f"{value:.4g}")
 
 
 def run(name: str, workdir: str) -> Dict[str, Any]:
@@ -55,7 +58,7 @@ def run(name: str, workdir: str) -> Dict[str, Any]:
     summary = cli([*args, "DATASETS.ROOT", root, "OUTPUT_DIR", os.path.join(workdir, name, "out")])
     seconds = time.monotonic() - start
     trials = sorted(
-        ({k: _round(row.get(k)) for k in KEYS} for row in summary["rows"]),
+        ({k: _round(k, row.get(k)) for k in KEYS} for row in summary["rows"]),
         key=lambda t: (t["SOLVER.BASE_LR"], t["DATALOADER.NUM_INSTANCE"]),
     )
     return {
@@ -86,7 +89,10 @@ def main() -> int:
                     stored = json.load(f)
             same = stored is not None and stored["trials"] == result["trials"]
             print(f"{name}: {json.dumps(result['trials'])}")
-            print(f"{name}: {'same as' if same else 'DIFFERS from'} {path}", flush=True)
+            verdict = (
+                "no stored result in" if stored is None else "same as" if same else "DIFFERS from"
+            )
+            print(f"{name}: {verdict} {path}", flush=True)
             if stored is not None and not same:
                 status = 1
             if args.write:

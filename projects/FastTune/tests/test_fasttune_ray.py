@@ -160,7 +160,7 @@ def test_a_ddp_search_on_a_ray_head_started_here(tmp_path, synthetic_root):
     env["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     # Its own temp folder (short: Ray's socket paths are limited), so the address that
     # `ray start` records for later `ray.init()` calls stays in it and goes with it.
-    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")
+    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp" if os.path.isdir("/tmp") else None)
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
          "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
