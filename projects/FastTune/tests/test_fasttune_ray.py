@@ -7,12 +7,10 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -134,8 +132,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop_head(head: subprocess.Popen) -> None:
-    """Stop the head this test started (its own process group) and every Ray process in it."""
+def _stop_head(head: subprocess.Popen, port: int) -> None:
+    """Stop the head this test started (its own process group) and every Ray process in it,
+    and forget its address (`ray start` records it for later `ray.init()` calls)."""
+    from ray._common.utils import get_ray_address_file
+
     if head.poll() is None:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -147,6 +148,14 @@ def _stop_head(head: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     head.wait(timeout=30)
+    recorded = get_ray_address_file(None)
+    try:
+        with open(recorded) as f:
+            ours = f.read().strip().endswith(f":{port}")
+        if ours:
+            os.remove(recorded)
+    except FileNotFoundError:
+        pass
 
 
 @pytest.mark.slow
@@ -158,14 +167,11 @@ def test_a_ddp_search_on_a_ray_head_started_here(tmp_path, synthetic_root):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH", "")]))
     env["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-    # Its own temp folder (short: Ray's socket paths are limited), so the address that
-    # `ray start` records for later `ray.init()` calls stays in it and goes with it.
-    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp" if os.path.isdir("/tmp") else None)
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
          "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--num-gpus", "0", "--object-store-memory", str(100 * 1024**2),
-         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir],
+         "--include-dashboard", "false", "--disable-usage-stats"],
         env=env, cwd=str(tmp_path), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -189,8 +195,7 @@ def test_a_ddp_search_on_a_ray_head_started_here(tmp_path, synthetic_root):
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        _stop_head(head)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _stop_head(head, port)
 
     rows = summary["rows"]
     assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
