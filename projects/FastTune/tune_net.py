@@ -46,11 +46,15 @@ from .fasttune.results import (
 )
 from .fasttune.search import (
     SearchOptions,
+    check_base_cfg,
+    check_batch_split,
     check_options,
     experiment_name,
     parse_resources,
+    points_to_evaluate,
     prepare_base_cfg,
     run_search,
+    workers_per_trial,
 )
 
 
@@ -79,6 +83,14 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--address", default="", help="join the Ray cluster at HOST:PORT (or 'auto')"
     )
+    parser.add_argument(
+        "--workers-per-trial",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train each trial as an N-process DDP group (default TUNE.WORKERS_PER_TRIAL, 1); "
+        "--resources-per-trial is then per process",
+    )
     return parser
 
 
@@ -103,6 +115,7 @@ def search_options(args: argparse.Namespace) -> SearchOptions:
         resources=parse_resources(args.resources_per_trial) if args.resources_per_trial else None,
         address=args.address,
         resume=bool(args.resume),
+        workers_per_trial=args.workers_per_trial,
     )
     check_options(options)
     return options
@@ -120,6 +133,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     params = space_from_cfg(user_cfg)
     base = prepare_base_cfg(user_cfg)
     setup_logger(None, name="fastreid")
+    points_to_evaluate(base, params)
+    check_batch_split(base, params, workers_per_trial(base, options))
+    check_base_cfg(base)  # once, before Ray starts: a bad config fails here, not in each trial
     log = logging.getLogger("fastreid.fasttune")
     name = experiment_name(user_cfg, options)
     folder = os.path.join(base.OUTPUT_DIR, name)

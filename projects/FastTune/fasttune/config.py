@@ -33,13 +33,17 @@ def add_tune_config(cfg: CfgNode) -> CfgNode:
     cfg.TUNE.NAME = ""
     # Seed of the search algorithm (which configurations it proposes).
     cfg.TUNE.SEED = 0
-    # Trials running at once (0: as many as the resources allow).
+    # Trials running at once (0: FastReID's 4 with BOHB, else as many as resources allow).
     cfg.TUNE.MAX_CONCURRENT = 0
-    # Early-stopping schedulers: reports a trial always gets, and the keep-1-in-N rate.
-    cfg.TUNE.GRACE_PERIOD = 1
+    # Early-stopping schedulers: reports a trial always gets (FastReID: 2), keep-1-in-N rate.
+    cfg.TUNE.GRACE_PERIOD = 2
     cfg.TUNE.REDUCTION_FACTOR = 3
-    # PBT: reports between two exploit/explore steps.
-    cfg.TUNE.PERTURBATION_INTERVAL = 1
-    # Checkpoints (full trainer state) kept per trial; PBT keeps all (exploits load them).
-    cfg.TUNE.NUM_TO_KEEP = 2
+    # PBT: reports between two exploit/explore steps (FastReID: 2).
+    cfg.TUNE.PERTURBATION_INTERVAL = 2
+    # Checkpoints (full trainer state) kept per trial (FastReID: 10); PBT keeps all.
+    cfg.TUNE.NUM_TO_KEEP = 10
+    # Configurations tried first, e.g. [{SOLVER.BASE_LR: 3.5e-4}] (HyperOpt's start point).
+    cfg.TUNE.POINTS_TO_EVALUATE = []
+    # Processes per trial: >1 trains each trial as a DDP group (gloo on CPU, NCCL on GPU).
+    cfg.TUNE.WORKERS_PER_TRIAL = 1
     return cfg

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fastreid.config import CfgNode
 from fastreid.data.datasets.bases import resolve_datasets_root
@@ -25,6 +25,7 @@ __all__ = [
     "SearchOptions",
     "build_scheduler",
     "build_search_alg",
+    "check_base_cfg",
     "check_address",
     "check_options",
     "connect_ray",
@@ -51,6 +52,7 @@ class SearchOptions:
     resources: Optional[Dict[str, float]] = None
     address: str = ""
     resume: bool = False
+    workers_per_trial: Optional[int] = None  # None: TUNE.WORKERS_PER_TRIAL
 
 
 def check_options(options: SearchOptions) -> str:
@@ -67,6 +69,12 @@ def check_options(options: SearchOptions) -> str:
         raise ValueError(
             f"Unknown scheduler '{options.sched}' (--sched); use one of {', '.join(SCHEDULERS)}."
         )
+    if options.workers_per_trial is not None and options.workers_per_trial < 1:
+        raise ValueError(
+            f"--workers-per-trial must be at least 1, got {options.workers_per_trial}."
+        )
+    if options.sched == "pbt":
+        return "pbt"  # PBT proposes its own configurations: no search algorithm
     if options.srch_algo == "bohb":
         if options.sched not in (None, "hyperband"):
             raise ValueError(
@@ -159,7 +167,14 @@ def connect_ray(address: str = "") -> None:
                 f"Cannot join the Ray cluster at --address {address}: {e}"
             ) from None
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": always a new Ray on this machine, never a cluster an earlier `ray start`
+        # recorded (which may be gone: ray.init() would wait for it forever).
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
 
 
 def prepare_base_cfg(cfg: CfgNode) -> CfgNode:
@@ -175,29 +190,91 @@ def prepare_base_cfg(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def build_search_alg(name: str, seed: int) -> Any:
-    """The Ray Tune searcher for ``--srch-algo``."""
+def check_base_cfg(cfg: CfgNode) -> None:
+    """What every trial would find wrong at its start, checked once before Ray starts: each
+    ``DATASETS.NAMES`` entry is a known dataset present under ``DATASETS.ROOT``, and each
+    ``DATASETS.TESTS`` entry builds a test set an evaluator accepts."""
+    from fastreid.data.datasets import DATASET_REGISTRY
+
+    from .trainer import TuneTrainer
+
+    if not os.path.isdir(cfg.DATASETS.ROOT):
+        raise FileNotFoundError(
+            f"DATASETS.ROOT '{cfg.DATASETS.ROOT}' does not exist; set DATASETS.ROOT (or "
+            "FASTREID_DATASETS) to the folder holding the datasets."
+        )
+    for name in cfg.DATASETS.NAMES:
+        DATASET_REGISTRY.get(name)(
+            root=cfg.DATASETS.ROOT, combineall=cfg.DATASETS.COMBINEALL, verbose=False
+        )
+    TuneTrainer.check_test_sets(cfg)
+
+
+def build_search_alg(name: str, seed: int, points: Optional[List[Dict[str, Any]]] = None) -> Any:
+    """The Ray Tune searcher for ``--srch-algo``; ``points`` are tried first (in the
+    searcher's encoding, see :func:`points_to_evaluate`)."""
+    points = list(points or []) or None
     if name == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=seed)
+        return BasicVariantGenerator(random_state=seed, points_to_evaluate=points)
     if name == "hyperopt":
         require("hyperopt", "--srch-algo hyperopt")  # Ray's wrapper only asserts it
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        return HyperOptSearch(random_state_seed=seed)
+        return HyperOptSearch(random_state_seed=seed, points_to_evaluate=points)
     if name == "optuna":
         require("optuna", "--srch-algo optuna")
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=seed)
+        return OptunaSearch(seed=seed, points_to_evaluate=points)
     if name == "bohb":
         require("hpbandster", "--srch-algo bohb")
         require("ConfigSpace", "--srch-algo bohb")
         from ray.tune.search.bohb import TuneBOHB
 
-        return TuneBOHB(seed=seed)
+        return TuneBOHB(seed=seed, points_to_evaluate=points)
     raise ValueError(f"Unknown search algorithm '{name}'; use one of {', '.join(SEARCH_ALGOS)}.")
+
+
+def points_to_evaluate(cfg: CfgNode, params: Sequence[Param]) -> List[Dict[str, Any]]:
+    """``TUNE.POINTS_TO_EVALUATE`` checked against the space, in the searcher's encoding.
+
+    Each point gives a value to every searched key: one of a ``choice``'s values, or a number
+    inside a numeric distribution's range.
+    """
+    raw = cfg.TUNE.POINTS_TO_EVALUATE
+    if raw in (None, "", []):
+        return []
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(
+            "TUNE.POINTS_TO_EVALUATE must be a list of mappings, e.g. "
+            f"[{{SOLVER.BASE_LR: 3.5e-4}}]; got {raw!r}."
+        )
+    by_key = {p.key: p for p in params}
+    points: List[Dict[str, Any]] = []
+    for i, point in enumerate(raw):
+        where = f"TUNE.POINTS_TO_EVALUATE[{i}]"
+        if not isinstance(point, Mapping) or not point:
+            raise ValueError(
+                f"{where} must map searched keys to values, e.g. {{SOLVER.BASE_LR: 3.5e-4}}; "
+                f"got {point!r}."
+            )
+        encoded: Dict[str, Any] = {}
+        for key, value in point.items():
+            param = by_key.get(str(key))
+            if param is None:
+                raise KeyError(
+                    f"{where}: '{key}' is not a searched key; the space has {', '.join(by_key)}."
+                )
+            encoded[param.key] = param.encode_point(value, where)
+        missing = [k for k in by_key if k not in encoded]
+        if missing:
+            raise ValueError(
+                f"{where} gives no value for {', '.join(missing)}; give every searched key."
+            )
+        points.append(encoded)
+    return points
 
 
 def build_scheduler(name: str, cfg: CfgNode, params: Sequence[Param]) -> Any:
@@ -231,7 +308,126 @@ def build_scheduler(name: str, cfg: CfgNode, params: Sequence[Param]) -> Any:
 
 
 def experiment_name(cfg: CfgNode, options: SearchOptions) -> str:
-    return str(cfg.TUNE.NAME) or options.srch_algo
+    """``TUNE.NAME``, else ``pbt`` for PBT (which uses no search algorithm), else the algorithm."""
+    if str(cfg.TUNE.NAME):
+        return str(cfg.TUNE.NAME)
+    return "pbt" if options.sched == "pbt" else options.srch_algo
+
+
+def workers_per_trial(cfg: CfgNode, options: SearchOptions) -> int:
+    """``--workers-per-trial``, else ``TUNE.WORKERS_PER_TRIAL``."""
+    n = options.workers_per_trial
+    n = int(cfg.TUNE.WORKERS_PER_TRIAL) if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"TUNE.WORKERS_PER_TRIAL must be at least 1, got {n}.")
+    return n
+
+
+def check_batch_split(cfg: CfgNode, params: Sequence[Param], workers: int) -> None:
+    """Every batch size a DDP trial may get splits evenly over its ``workers`` processes."""
+    if workers == 1:
+        return
+    searched = [p for p in params if p.key == "SOLVER.IMS_PER_BATCH"]
+    if searched and searched[0].dist != "choice":
+        return  # sampled sizes: each trial checks its own
+    sizes = list(searched[0].args) if searched else [cfg.SOLVER.IMS_PER_BATCH]
+    bad = [size for size in sizes if int(size) % workers]
+    if bad:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH {', '.join(map(str, bad))} cannot be split over "
+            f"{workers} processes per trial (--workers-per-trial); use multiples of {workers}."
+        )
+
+
+def trial_resources(resources: Dict[str, float], workers: int) -> Any:
+    """What Ray reserves for one trial: ``resources`` for a one-process trial; for a DDP trial
+    one bundle of ``resources`` per process, packed on as few nodes as possible, and an empty
+    bundle for the trial's coordinator (it only relays reports)."""
+    if workers == 1:
+        return resources
+    from ray import tune
+
+    bundle = {k.upper(): v for k, v in resources.items() if v > 0}
+    return tune.PlacementGroupFactory([{}] + [dict(bundle) for _ in range(workers)], "PACK")
+
+
+def max_concurrent_trials(cfg: CfgNode, scheduler_name: str) -> Optional[int]:
+    """``TUNE.MAX_CONCURRENT``; when 0, FastReID's 4 for BOHB (its ``ConcurrencyLimiter``)
+    and no limit (None) otherwise."""
+    limit = int(cfg.TUNE.MAX_CONCURRENT)
+    if limit <= 0 and scheduler_name == "bohb-hyperband":
+        limit = 4
+    return limit if limit > 0 else None
+
+
+def _search_started(exp_path: str) -> bool:
+    """True once Ray recorded the search's state (a trial was scheduled); a folder with only
+    ``tuner.pkl`` is a start that failed before that."""
+    return os.path.isdir(exp_path) and any(
+        name.startswith("experiment_state-") for name in os.listdir(exp_path)
+    )
+
+
+def _remove_failed_start(exp_path: str) -> None:
+    """Remove what a start that failed before any trial left (``tuner.pkl`` and its
+    signature), so the same command can run again without ``--resume``."""
+    from .trust import SIGNATURE_FILE
+
+    if _search_started(exp_path):
+        return
+    for name in ("tuner.pkl", SIGNATURE_FILE):
+        path = os.path.join(exp_path, name)
+        if os.path.isfile(path):
+            os.remove(path)
+            logger.info(f"Removed {path}, left by a search that stopped before its first trial.")
+
+
+class SigningCallback:
+    """A Ray Tune callback that signs the search folder's state files (see :mod:`.trust`) as
+    Ray rewrites them, so a search killed at any point can be continued with ``--resume``.
+
+    Ray keeps this object in ``tuner.pkl``; it holds the folder only, never the key."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._signer = None
+        self._last = 0.0
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"folder": self.folder}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(state["folder"])
+
+    def sign(self, force: bool = False) -> None:
+        import time
+
+        from .trust import _Signer, load_or_create_key
+
+        now = time.monotonic()
+        if not force and now - self._last < 1.0:
+            return
+        self._last = now
+        if self._signer is None:
+            self._signer = _Signer(self.folder, load_or_create_key())
+        self._signer()
+
+
+def _signing_callback(folder: str) -> Any:
+    """:class:`SigningCallback` as a ``ray.tune.Callback`` (built here: Ray is imported late)."""
+    from ray import tune
+
+    class _Callback(tune.Callback, SigningCallback):
+        def __init__(self, folder: str) -> None:
+            SigningCallback.__init__(self, folder)
+
+        def on_step_end(self, iteration: int, trials: List[Any], **info: Any) -> None:
+            self.sign()
+
+        def on_experiment_end(self, trials: List[Any], **info: Any) -> None:
+            self.sign(force=True)
+
+    return _Callback(folder)
 
 
 def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any:
@@ -240,11 +436,17 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
     ``cfg`` is the base config (from :func:`prepare_base_cfg`); the search lives in
     ``OUTPUT_DIR/<TUNE.NAME or algorithm>``.
     """
+    from .trust import sign_search_folder, verify_search_folder
+
     scheduler_name = check_options(options)
+    workers = workers_per_trial(cfg, options)
     resources = options.resources or default_resources(cfg)
+    points = points_to_evaluate(cfg, params)
     name = experiment_name(cfg, options)
     exp_path = os.path.join(cfg.OUTPUT_DIR, name)
 
+    if not options.resume:
+        _remove_failed_start(exp_path)
     exists = os.path.exists(os.path.join(exp_path, "tuner.pkl"))
     if options.resume and not exists:
         raise FileNotFoundError(
@@ -256,32 +458,72 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
             f"A search already exists in '{exp_path}'; add --resume to continue it, or choose "
             "another OUTPUT_DIR or TUNE.NAME."
         )
+    if options.resume:
+        verify_search_folder(exp_path)  # before Ray unpickles anything from the folder
+    if scheduler_name == "pbt" and options.srch_algo != "random":
+        logger.info(
+            f"PBT proposes its own configurations: --srch-algo {options.srch_algo} is not used "
+            "(PBT runs without a search algorithm)."
+        )
     connect_ray(options.address)
     from ray import tune
 
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_trial, base_cfg=cfg, params=list(params), datasets_root=cfg.DATASETS.ROOT
+            run_trial,
+            base_cfg=cfg,
+            params=list(params),
+            datasets_root=cfg.DATASETS.ROOT,
+            workers=workers,
+            exp_path=exp_path,
         ),
-        resources,
+        trial_resources(resources, workers),
     )
-    if options.resume:
-        logger.info(f"Continuing the search in {exp_path}")
-        tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True)
+    try:
+        if options.resume:
+            logger.info(f"Continuing the search in {exp_path}")
+            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_errored=True)
+        else:
+            tuner = _new_tuner(cfg, params, options, scheduler_name, points, trainable, name)
         return tuner.fit()
-    max_concurrent = int(cfg.TUNE.MAX_CONCURRENT)
+    except BaseException:
+        if not options.resume:
+            _remove_failed_start(exp_path)
+        raise
+    finally:
+        if _search_started(exp_path):
+            sign_search_folder(exp_path)
+
+
+def _new_tuner(
+    cfg: CfgNode,
+    params: List[Param],
+    options: SearchOptions,
+    scheduler_name: str,
+    points: List[Dict[str, Any]],
+    trainable: Any,
+    name: str,
+) -> Any:
+    from ray import tune
+
+    seed = int(cfg.TUNE.SEED)
+    if scheduler_name == "pbt":
+        search_alg = build_search_alg("random", seed, points)
+    else:
+        search_alg = build_search_alg(options.srch_algo, seed, points)
+    max_concurrent = max_concurrent_trials(cfg, scheduler_name)
     # PBT restores trials from other trials' checkpoints, which must still exist then.
     keep = None if scheduler_name == "pbt" else max(1, int(cfg.TUNE.NUM_TO_KEEP))
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space={p.key: p.to_ray() for p in params},
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=build_search_alg(options.srch_algo, int(cfg.TUNE.SEED)),
+            search_alg=search_alg,
             scheduler=build_scheduler(scheduler_name, cfg, params),
             num_samples=options.num_trials,
-            max_concurrent_trials=max_concurrent if max_concurrent > 0 else None,
+            max_concurrent_trials=max_concurrent,
             reuse_actors=False,
         ),
         run_config=tune.RunConfig(
@@ -289,7 +531,7 @@ def run_search(cfg: CfgNode, params: List[Param], options: SearchOptions) -> Any
             storage_path=cfg.OUTPUT_DIR,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[_signing_callback(os.path.join(cfg.OUTPUT_DIR, name))],
             verbose=1,
         ),
     )
-    return tuner.fit()

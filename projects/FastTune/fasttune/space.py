@@ -120,6 +120,29 @@ class Param:
             return int(round(value))
         return value
 
+    def encode_point(self, value: Any, where: str) -> Any:
+        """``value`` (a config value given by the user) as the searcher proposes it; an error
+        naming ``where`` when the distribution cannot produce it."""
+        value = _plain(value)
+        if self.dist == "choice":
+            for v in self.args:
+                if _encode(v) == _encode(value) or (
+                    _is_number(v) and _is_number(value) and v == value
+                ):
+                    return _encode(v)
+            raise ValueError(
+                f"{where}: {self.key}={value!r} is not one of its choices {list(self.args)}."
+            )
+        low, high = self.args[0], self.args[1]
+        inside = _is_number(value) and (
+            low <= value < high if self.dist == "randint" else low <= value <= high
+        )
+        if not inside or (self.dist == "randint" and not _is_integral(value)):
+            raise ValueError(
+                f"{where}: {self.key}={value!r} is outside {self.describe().split(': ', 1)[1]}."
+            )
+        return int(value) if self.dist == "randint" else float(value)
+
     def describe(self) -> str:
         return f"{self.key}: {self.dist}{list(self.args)}"
 

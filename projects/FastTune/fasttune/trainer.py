@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from fastreid.config import CfgNode
 from fastreid.engine import DefaultTrainer, default_setup, hooks
+from fastreid.engine.output_dir import release_output_dir
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import load_checkpoint_file, unwrap_model
 
@@ -216,25 +217,54 @@ def trial_config(
     return cfg
 
 
+def trial_output_dir(exp_path: str) -> str:
+    """The trial's folder inside the search folder.
+
+    Ray's ``get_trial_dir()`` is a staging copy in Ray's session folder, uploaded over the
+    search folder's copy; a restored trial (``--resume``, a retry) gets a new, empty staging
+    folder, whose upload would replace the first run's ``log.txt`` and ``metrics.json``. The
+    trial therefore writes into the search folder itself, where a restore appends to them.
+    """
+    from ray import tune
+
+    name = os.path.basename(tune.get_context().get_trial_dir().rstrip("/"))
+    return os.path.join(exp_path, name) if exp_path else tune.get_context().get_trial_dir()
+
+
 def run_trial(
     config: Dict[str, Any],
     *,
     base_cfg: CfgNode,
     params: Sequence[Param],
     datasets_root: str = "",
+    workers: int = 1,
+    exp_path: str = "",
 ) -> None:
     """Ray Tune's function trainable: build the trial's config and train it, resuming from
-    the checkpoint Ray hands over (restore after a failure, or a PBT exploit)."""
+    the checkpoint Ray hands over (restore after a failure, or a PBT exploit). With
+    ``workers > 1`` the trial trains as a DDP group (:mod:`.distributed`)."""
     from ray import tune
 
     if datasets_root:
         os.environ["FASTREID_DATASETS"] = datasets_root
-    cfg = trial_config(base_cfg, params, config, tune.get_context().get_trial_dir())
+    cfg = trial_config(base_cfg, params, config, trial_output_dir(exp_path))
     cfg.freeze()
-    default_setup(cfg)
-    trainer = TuneTrainer(cfg)
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as checkpoint_dir:
-            restore_trainer_state(trainer, checkpoint_dir)
-    trainer.train()
+    if workers > 1:
+        from .distributed import run_distributed_trial
+
+        if checkpoint is None:
+            run_distributed_trial(cfg, workers, None, _tune_report, datasets_root)
+        else:
+            with checkpoint.as_directory() as checkpoint_dir:
+                run_distributed_trial(cfg, workers, checkpoint_dir, _tune_report, datasets_root)
+        return
+    default_setup(cfg)
+    try:
+        trainer = TuneTrainer(cfg)
+        if checkpoint is not None:
+            with checkpoint.as_directory() as checkpoint_dir:
+                restore_trainer_state(trainer, checkpoint_dir)
+        trainer.train()
+    finally:
+        release_output_dir(cfg.OUTPUT_DIR)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -34,6 +35,16 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> str:
+    """A valid dataset root, so each case fails on its own bad input only."""
+    from fastreid.data.synthetic import generate_synthetic_dataset
+
+    root = str(tmp_path_factory.mktemp("datasets"))
+    generate_synthetic_dataset(root, num_ids=4, seed=0, height=16, width=8, num_cams=2)
+    return root
 
 
 GOOD_SPACE = "    SOLVER.BASE_LR: [loguniform, 1.0e-4, 1.0e-2]\n"
@@ -66,17 +77,75 @@ GOOD_SPACE = "    SOLVER.BASE_LR: [loguniform, 1.0e-4, 1.0e-2]\n"
         (GOOD_SPACE, ["--address", "127.0.0.1:PORT"], "Cannot reach the Ray cluster at --address"),
     ],
 )
-def test_bad_input_gets_one_error_line_and_exit_code_2(tmp_path, capsys, space, args, message):
+def test_bad_input_gets_one_error_line_and_exit_code_2(
+    tmp_path, capsys, tiny_root, space, args, message
+):
     import ray
 
     args = [a.replace("PORT", str(closed_port())) for a in args]
     config = write_config(tmp_path, space)
     with pytest.raises(SystemExit) as exit_info:
-        cli(["--config-file", config, *args, "OUTPUT_DIR", str(tmp_path / "out")])
+        cli(
+            ["--config-file", config, *args, "DATASETS.ROOT", tiny_root,
+             "OUTPUT_DIR", str(tmp_path / "out")]
+        )  # fmt: skip
     assert exit_info.value.code == 2
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err_lines) == 1 and message in err_lines[0], err_lines
     assert not ray.is_initialized()  # rejected before Ray started
+
+
+def test_fastreids_defaults_start_points_and_pbt_options():
+    from projects.FastTune.fasttune import add_tune_config, parse_space
+    from projects.FastTune.fasttune.search import (
+        SearchOptions,
+        check_options,
+        experiment_name,
+        max_concurrent_trials,
+        points_to_evaluate,
+    )
+
+    cfg = add_tune_config(get_cfg())
+    assert (cfg.TUNE.GRACE_PERIOD, cfg.TUNE.PERTURBATION_INTERVAL, cfg.TUNE.NUM_TO_KEEP) == (
+        2,
+        2,
+        10,
+    )
+    assert max_concurrent_trials(cfg, check_options(SearchOptions(srch_algo="bohb"))) == 4
+    assert max_concurrent_trials(cfg, check_options(SearchOptions(srch_algo="hyperopt"))) is None
+    cfg.TUNE.MAX_CONCURRENT = 2
+    assert max_concurrent_trials(cfg, "bohb-hyperband") == 2
+
+    # PBT wins over any search algorithm, BOHB included, and gets its own folder.
+    pbt = SearchOptions(srch_algo="bohb", sched="pbt")
+    assert check_options(pbt) == "pbt" and experiment_name(cfg, pbt) == "pbt"
+
+    params = parse_space(
+        cfg,
+        {
+            "SOLVER.BASE_LR": ["loguniform", 1e-4, 1e-2],
+            "INPUT.SIZE_TRAIN": ["choice", [[256, 128], [384, 128]]],
+            "DATALOADER.NUM_INSTANCE": ["randint", 2, 9],
+        },
+    )
+    good = {"SOLVER.BASE_LR": 3.5e-4, "INPUT.SIZE_TRAIN": [384, 128], "DATALOADER.NUM_INSTANCE": 4}
+    cfg.TUNE.POINTS_TO_EVALUATE = [good]
+    (point,) = points_to_evaluate(cfg, params)
+    # in the searcher's encoding, and decoded back to the same config values
+    assert point == {
+        "SOLVER.BASE_LR": 3.5e-4,
+        "INPUT.SIZE_TRAIN": "[384, 128]",
+        "DATALOADER.NUM_INSTANCE": 4,
+    }
+    assert [p.decode(point[p.key]) for p in params] == [3.5e-4, [384, 128], 4]
+    for bad, message in [
+        ({"INPUT.SIZE_TRAIN": [128, 64]}, "is not one of its choices"),
+        ({"DATALOADER.NUM_INSTANCE": 9}, "is outside randint[2, 9]"),
+        ({"SOLVER.BASE_LR": 1e-3}, "gives no value for INPUT.SIZE_TRAIN"),
+    ]:
+        cfg.TUNE.POINTS_TO_EVALUATE = [bad if "gives no value" in message else {**good, **bad}]
+        with pytest.raises(ValueError, match=re.escape(message)):
+            points_to_evaluate(cfg, params)
 
 
 def test_resources_parse_with_fractions():
