@@ -14,8 +14,8 @@ from torchvision.models.efficientnet import MBConv, MBConvConfig
 from fastreid.config import CfgNode
 
 from ..build import BACKBONE_REGISTRY
-from .mobilenet import MobileNetFeatures, drop_classifier
 from ..pretrained import load_backbone_pretrain
+from .mobilenet import MobileNetFeatures, drop_classifier
 from .utils import norm_factory, set_last_stride
 
 __all__ = ["build_efficientnet_backbone", "efficientnet_features", "lite_key_mapper"]
