@@ -29,7 +29,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The generator is imported on first use so `python -m fastreid.data.synthetic` runs it fresh.
+    # The generators are imported on first use (they are not needed to train on real data).
     if name in ("ensure_synthetic_dataset", "generate_synthetic_dataset"):
         from . import synthetic
 

@@ -36,8 +36,8 @@ from PIL import Image, ImageFilter
 from fastreid.utils.errors import exit_on_bad_input
 from fastreid.utils.file_io import ensure_dir
 
-from .datasets.bases import resolve_datasets_root
-from .datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
+from ..datasets.bases import resolve_datasets_root
+from ..datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
 
 logger = logging.getLogger(__name__)
 
@@ -571,7 +571,10 @@ def ensure_synthetic_dataset(root: Optional[str] = None, **sizes) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the synthetic re-ID dataset.")
+    parser = argparse.ArgumentParser(
+        prog="python -m fastreid.data.synthetic",
+        description="Generate the synthetic re-ID dataset.",
+    )
     parser.add_argument(
         "--output", default=None, help="datasets root (default $FASTREID_DATASETS or ./datasets)"
     )
