@@ -7,7 +7,7 @@ from .build import (
     build_train_sampler,
     fast_batch_collator,
 )
-from .common import CommDataset
+from .common import CommDataset, ItemDataset, read_item_image
 from .data_utils import CorruptImageError, read_image, read_image_pil
 from .datasets import DATASET_REGISTRY
 
@@ -15,6 +15,7 @@ __all__ = [
     "DATASET_REGISTRY",
     "CommDataset",
     "CorruptImageError",
+    "ItemDataset",
     "build_reid_test_loader",
     "build_reid_train_loader",
     "build_train_sampler",
@@ -23,6 +24,7 @@ __all__ = [
     "generate_synthetic_dataset",
     "read_image",
     "read_image_pil",
+    "read_item_image",
     "samplers",
     "transforms",
 ]

@@ -11,6 +11,7 @@ from .repvgg import RepVGG, build_repvgg_backbone
 from .resnest import ResNeSt, build_resnest_backbone
 from .resnet import ResNet, build_resnet_backbone, build_resnext_backbone
 from .shufflenet import ShuffleNetV2, build_shufflenetv2_backbone
+from .small_resnet import SmallResNet, build_small_resnet_backbone
 from .torchvision import (
     MobileNetFeatures,
     RegNetFeatures,
@@ -39,6 +40,7 @@ __all__ = [
     "ResNeSt",
     "ResNet",
     "ShuffleNetV2",
+    "SmallResNet",
     "VisionTransformer",
     "build_effnet_backbone",
     "build_efficientnet_backbone",
@@ -47,6 +49,7 @@ __all__ = [
     "build_osnet_backbone",
     "build_regnet_backbone",
     "build_shufflenetv2_backbone",
+    "build_small_resnet_backbone",
     "build_torchvision_mobilenetv2_backbone",
     "build_torchvision_mobilenetv3_backbone",
     "build_torchvision_regnet_backbone",

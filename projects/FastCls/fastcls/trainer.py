@@ -8,14 +8,12 @@ import os
 from typing import Any, List, Optional, Tuple
 
 from fastreid.config import CfgNode
-from fastreid.data import build_reid_train_loader
-from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
-from fastreid.data.transforms import build_transforms
+from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_write_text
 
-from .data import ClsDataset, build_item_test_loader
+from .data import ClsDataset
 
 __all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
@@ -83,20 +81,17 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
-        root = resolve_datasets_root(cfg.DATASETS.ROOT)
-        datasets = [
-            DATASET_REGISTRY.get(name)(root=root, verbose=comm.is_main_process())
-            for name in cfg.DATASETS.NAMES
-        ]
-        items = [item for dataset in datasets for item in dataset.train]
-        train_set = ClsDataset(
-            items,
-            build_transforms(cfg, is_train=True, to_float=False),
-            _class_names_of(datasets, items),
-            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-        )
-        cls.class_names = train_set.class_names
-        return build_reid_train_loader(cfg, train_set=train_set)
+        def make_train_set(items: List[tuple], transform: Any, datasets: List[Any]) -> ClsDataset:
+            return ClsDataset(
+                items,
+                transform,
+                _class_names_of(datasets, items),
+                skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+            )
+
+        loader = build_reid_train_loader(cfg, train_set_factory=make_train_set)
+        cls.class_names = loader.dataset.class_names
+        return loader
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
@@ -125,13 +120,14 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
-        return build_item_test_loader(
+        class_names = cls.resolve_class_names(cfg)
+        return build_reid_test_loader(
             cfg,
             dataset_name,
-            lambda items, transform: ClsDataset(
+            test_set_factory=lambda items, transform, _: ClsDataset(
                 items,
                 transform,
-                cls.resolve_class_names(cfg),
+                class_names,
                 skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
                 for_evaluation=True,
             ),

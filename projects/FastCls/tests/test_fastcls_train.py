@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import main
 from projects.FastCls import predict
 from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsTrainer, read_idx
-
-from .fastcls_fixtures import make_fashion_mnist
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "fashion_mnist_small_resnet.yml")
 
