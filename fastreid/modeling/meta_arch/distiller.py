@@ -196,8 +196,8 @@ def pre_relu_stage_support(backbone: nn.Module) -> Optional[str]:
     if missing:
         return (
             f"({type(backbone).__name__}) gives no pre-ReLU stage features (it lacks "
-            f"{', '.join(missing)}); use build_resnet_backbone_distill (FastDistill) or a "
-            "ResNet-family backbone, or MODEL.META_ARCHITECTURE Distiller (logits only)."
+            f"{', '.join(missing)}); use a backbone that provides them (a ResNet-family "
+            "backbone does), or MODEL.META_ARCHITECTURE Distiller (logits only)."
         )
     positions = getattr(backbone, "nl_positions", None)
     if positions:

@@ -3,6 +3,7 @@
 Importing this package registers its datasets and ``RetriEvaluator`` (the Fashion-MNIST reader
 and ``build_small_resnet_backbone`` it uses are the core's).
 """
+
 from .config import add_retri_config
 from .datasets import (
     CUB,
