@@ -6,20 +6,20 @@ Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --s
 
 from .reid import (
     ATTRIBUTE_NAMES,
-    MARKET_ATTRIBUTE_FILE,
-    MARKET_FIELDS,
+    ATTRIBUTE_WRITERS,
     ensure_synthetic_dataset,
     generate_synthetic_dataset,
     main,
-    write_market_attribute_mat,
+    register_attribute_writer,
+    write_attribute_files,
 )
 
 __all__ = [
     "ATTRIBUTE_NAMES",
-    "MARKET_ATTRIBUTE_FILE",
-    "MARKET_FIELDS",
+    "ATTRIBUTE_WRITERS",
     "ensure_synthetic_dataset",
     "generate_synthetic_dataset",
     "main",
-    "write_market_attribute_mat",
+    "register_attribute_writer",
+    "write_attribute_files",
 ]
