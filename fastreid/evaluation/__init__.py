@@ -11,6 +11,7 @@ from .evaluator import (
     readable_rows,
     warn_dropped,
 )
+from .knn import KNN_BACKENDS, nearest_neighbors, resolve_knn_backend
 from .query_expansion import aqe
 from .rank import (
     RankResult,
@@ -29,6 +30,7 @@ __all__ = [
     "DatasetEvaluator",
     "DatasetEvaluators",
     "GatheringEvaluator",
+    "KNN_BACKENDS",
     "KReciprocalDistance",
     "RankResult",
     "ReidEvaluator",
@@ -39,10 +41,12 @@ __all__ = [
     "evaluate_repeated_draws",
     "evaluate_single_shot",
     "inference_on_dataset",
+    "nearest_neighbors",
     "pairwise_distance",
     "print_csv_format",
     "re_ranking",
     "readable_rows",
+    "resolve_knn_backend",
     "results_table",
     "roc_curve_points",
     "topk_search",
