@@ -1,5 +1,6 @@
 """Evaluation: evaluators, rank metrics, re-ranking, query expansion and ROC figures."""
 
+from .build import build_evaluator
 from .distance import pairwise_distance
 from .evaluator import (
     EVALUATOR_REGISTRY,
@@ -36,6 +37,7 @@ __all__ = [
     "ReidEvaluator",
     "RocAccumulator",
     "aqe",
+    "build_evaluator",
     "drop_unreadable",
     "evaluate_rank",
     "evaluate_repeated_draws",

@@ -69,3 +69,16 @@ def test_kept_tensors_are_detached_on_the_cpu():
     evaluator.process({"targets": torch.arange(3)}, outputs * 2)
     kept = evaluator.kept["features"][0]
     assert not kept.requires_grad and kept.device.type == "cpu"
+
+
+def test_build_evaluator_reads_test_evaluator_from_the_registry():
+    from fastreid.config import get_cfg
+    from fastreid.evaluation import ReidEvaluator, build_evaluator
+
+    cfg = get_cfg()
+    cfg.TEST.EVALUATOR = "ReidEvaluator"
+    evaluator = build_evaluator(cfg, test_set=None, num_query=5, dataset_name="x")
+    assert type(evaluator) is ReidEvaluator and evaluator.num_query == 5
+    cfg.TEST.EVALUATOR = "ReidEvaluatr"
+    with pytest.raises(KeyError, match="ReidEvaluator"):
+        build_evaluator(cfg, test_set=None, num_query=5, dataset_name="x")
