@@ -14,6 +14,7 @@ from fastreid.utils import comm
 from . import samplers
 from .common import CommDataset
 from .datasets import DATASET_REGISTRY, resolve_datasets_root
+from .datasets.bases import ProvidesTestItems
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def _test_loader_from_config(
     dataset = DATASET_REGISTRY.get(dataset_name)(
         root=_datasets_root(cfg), verbose=comm.is_main_process(), **kwargs
     )
-    if hasattr(dataset, "test_items"):
+    if isinstance(dataset, ProvidesTestItems):
         items, num_query = dataset.test_items()
     else:  # a registered class that is not a fastreid Dataset: query/gallery lists
         items, num_query = dataset.query + dataset.gallery, len(dataset.query)
