@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
@@ -68,12 +68,11 @@ class ClsTrainer(DefaultTrainer):
     ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (:meth:`add_config`; the core's
     default is re-ID's).
 
-    The class order (:attr:`class_names`) is fixed by the training set and written to
-    ``OUTPUT_DIR/idx2class.json``; evaluation without training reads it from the folder of
-    ``MODEL.WEIGHTS`` (or OUTPUT_DIR).
+    The class order is fixed by the training set and written to ``OUTPUT_DIR/idx2class.json``
+    when the training loader is built; every test loader reads it back from there (training)
+    or from the folder of ``MODEL.WEIGHTS`` (evaluation of a trained model). No state is
+    kept on the class between the two.
     """
-
-    class_names: Optional[List[str]] = None
 
     @classmethod
     def add_config(cls, cfg: CfgNode) -> None:
@@ -90,25 +89,18 @@ class ClsTrainer(DefaultTrainer):
             )
 
         loader = build_reid_train_loader(cfg, train_set_factory=make_train_set)
-        cls.class_names = loader.dataset.class_names
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            path = save_idx2class(loader.dataset.class_names, cfg.OUTPUT_DIR)
+            logger.info(f"Class names saved to {path}")
+        comm.synchronize()  # the other processes' test loaders read the file
         return loader
 
     @classmethod
-    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
-        cfg = super().auto_scale_hyperparams(cfg, num_classes)
-        if comm.is_main_process() and cfg.OUTPUT_DIR and cls.class_names:
-            path = save_idx2class(cls.class_names, cfg.OUTPUT_DIR)
-            logger.info(f"Class names saved to {path}")
-        return cfg
-
-    @classmethod
     def resolve_class_names(cls, cfg: CfgNode) -> List[str]:
-        """The training class order: from this process's training set, else idx2class.json
-        next to MODEL.WEIGHTS, else in OUTPUT_DIR."""
-        if cls.class_names:
-            return list(cls.class_names)
-        folders = [os.path.dirname(cfg.MODEL.WEIGHTS)] if cfg.MODEL.WEIGHTS else []
-        folders += [cfg.OUTPUT_DIR] if cfg.OUTPUT_DIR else []
+        """The training class order: idx2class.json in OUTPUT_DIR (written by this run's
+        training loader), else next to MODEL.WEIGHTS."""
+        folders = [cfg.OUTPUT_DIR] if cfg.OUTPUT_DIR else []
+        folders += [os.path.dirname(cfg.MODEL.WEIGHTS)] if cfg.MODEL.WEIGHTS else []
         for folder in folders:
             if os.path.isfile(os.path.join(folder or ".", IDX2CLASS_FILE)):
                 return load_idx2class(os.path.join(folder or ".", IDX2CLASS_FILE))
