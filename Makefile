@@ -26,12 +26,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check fastreid tools tests benchmarks
-	$(VENV)/bin/ruff format --check fastreid tools tests benchmarks
+	$(VENV)/bin/ruff check fastreid tools tests benchmarks projects
+	$(VENV)/bin/ruff format --check fastreid tools tests benchmarks projects
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix fastreid tools tests benchmarks
-	$(VENV)/bin/ruff format fastreid tools tests benchmarks
+	$(VENV)/bin/ruff check --fix fastreid tools tests benchmarks projects
+	$(VENV)/bin/ruff format fastreid tools tests benchmarks projects
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py

@@ -7,7 +7,7 @@ from .build import (
     build_train_sampler,
     fast_batch_collator,
 )
-from .common import CommDataset
+from .common import CommDataset, ItemDataset, read_item_image
 from .data_utils import CorruptImageError, read_image, read_image_pil
 from .datasets import DATASET_REGISTRY
 
@@ -15,6 +15,7 @@ __all__ = [
     "DATASET_REGISTRY",
     "CommDataset",
     "CorruptImageError",
+    "ItemDataset",
     "build_reid_test_loader",
     "build_reid_train_loader",
     "build_train_sampler",
@@ -23,13 +24,14 @@ __all__ = [
     "generate_synthetic_dataset",
     "read_image",
     "read_image_pil",
+    "read_item_image",
     "samplers",
     "transforms",
 ]
 
 
 def __getattr__(name: str):
-    # The generator is imported on first use so `python -m fastreid.data.synthetic` runs it fresh.
+    # The generators are imported on first use (they are not needed to train on real data).
     if name in ("ensure_synthetic_dataset", "generate_synthetic_dataset"):
         from . import synthetic
 

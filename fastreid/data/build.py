@@ -14,17 +14,28 @@ from fastreid.utils import comm
 from . import samplers
 from .common import CommDataset
 from .datasets import DATASET_REGISTRY, resolve_datasets_root
+from .datasets.bases import ProvidesTestItems
 from .device_cache import DeviceDataOptions, build_device_train_loader, device_data_options
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "TestSetFactory",
+    "TrainSetFactory",
     "build_reid_test_loader",
     "build_reid_train_loader",
     "build_train_sampler",
     "fast_batch_collator",
 ]
+
+# The seams between the registered datasets and the loaders: a project passes its own torch
+# dataset class (or any factory) instead of re-implementing "registered dataset -> loader".
+# train: factory(items, transform, datasets) with ``datasets`` the registered dataset objects
+# of DATASETS.NAMES (whose ``train`` lists were concatenated into ``items``);
+# test: factory(items, transform, dataset) with ``dataset`` the registered test dataset.
+TrainSetFactory = Callable[[List[tuple], Optional[Callable], List[Any]], CommDataset]
+TestSetFactory = Callable[[List[tuple], Optional[Callable], Any], CommDataset]
 
 _SAMPLERS = (
     "TrainingSampler",
@@ -92,12 +103,15 @@ def _train_loader_from_config(
     train_set: Optional[CommDataset] = None,
     transforms: Optional[Callable] = None,
     sampler=None,
+    dataset_class: Optional[type] = None,
+    train_set_factory: Optional[TrainSetFactory] = None,
     **kwargs,
 ) -> Dict[str, Any]:
     if train_set is None:
         if transforms is None:
             transforms = build_transforms(cfg, is_train=True, to_float=False)
         items: List[tuple] = []
+        datasets: List[Any] = []
         root = _datasets_root(cfg)
         for name in cfg.DATASETS.NAMES:
             dataset = DATASET_REGISTRY.get(name)(
@@ -106,10 +120,14 @@ def _train_loader_from_config(
                 verbose=comm.is_main_process(),
                 **kwargs,
             )
+            datasets.append(dataset)
             items.extend(dataset.train)
-        train_set = CommDataset(
-            items, transforms, relabel=True, skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT
-        )
+        if train_set_factory is not None:
+            train_set = train_set_factory(items, transforms, datasets)
+        else:
+            train_set = (dataset_class or CommDataset)(
+                items, transforms, relabel=True, skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT
+            )
     if sampler is None:
         sampler = build_train_sampler(cfg, train_set.img_items)
     return {
@@ -132,7 +150,10 @@ def build_reid_train_loader(
 ) -> DataLoader:
     """An infinite loader of training batches.
 
-    Call as ``build_reid_train_loader(cfg)`` or with explicit arguments. Each batch is a dict:
+    Call as ``build_reid_train_loader(cfg)`` or with explicit arguments. With ``cfg``, the
+    training items of ``DATASETS.NAMES`` go into ``dataset_class(items, transform,
+    relabel=True, skip_corrupt=...)`` (default :class:`CommDataset`) or, for more control,
+    ``train_set_factory(items, transform, datasets)``. Each batch is a dict:
     ``images`` float32 (B, 3, H, W) in 0-255, ``targets`` int64 (B,), ``camids`` int64 (B,),
     ``img_paths`` list of str, plus the items' extras; B = ``total_batch_size // world_size``.
     ``loader.dataset.num_classes`` is the number of training identities. With
@@ -163,28 +184,38 @@ def build_reid_train_loader(
 
 
 def _test_loader_from_config(
-    cfg, dataset_name: str, *, transforms: Optional[Callable] = None, **kwargs
+    cfg,
+    dataset_name: str,
+    *,
+    transforms: Optional[Callable] = None,
+    dataset_class: Optional[type] = None,
+    test_set_factory: Optional[TestSetFactory] = None,
+    all_queries: bool = False,
+    **kwargs,
 ) -> Dict[str, Any]:
     if transforms is None:
         transforms = build_transforms(cfg, is_train=False, to_float=False)
     dataset = DATASET_REGISTRY.get(dataset_name)(
         root=_datasets_root(cfg), verbose=comm.is_main_process(), **kwargs
     )
-    if hasattr(dataset, "test_items"):
+    if isinstance(dataset, ProvidesTestItems):
         items, num_query = dataset.test_items()
     else:  # a registered class that is not a fastreid Dataset: query/gallery lists
         items, num_query = dataset.query + dataset.gallery, len(dataset.query)
-    test_set = CommDataset(
-        items,
-        transforms,
-        relabel=False,
-        skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-    )
+    if test_set_factory is not None:
+        test_set = test_set_factory(items, transforms, dataset)
+    else:
+        test_set = (dataset_class or CommDataset)(
+            items,
+            transforms,
+            relabel=False,
+            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+        )
     test_set.source, test_set.dataset_name = dataset, dataset_name
     return {
         "test_set": test_set,
         "test_batch_size": cfg.TEST.IMS_PER_BATCH,
-        "num_query": num_query,
+        "num_query": len(test_set) if all_queries else num_query,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
     }
 
@@ -196,7 +227,10 @@ def build_reid_test_loader(
     """A loader over query then gallery images, each exactly once over all processes.
 
     Call as ``build_reid_test_loader(cfg, dataset_name)`` or with explicit arguments (the
-    ``test_set`` items are the query items followed by the gallery items). Returns
+    ``test_set`` items are the query items followed by the gallery items). With ``cfg``, the
+    test items go into ``dataset_class(items, transform, relabel=False, skip_corrupt=...)``
+    (default :class:`CommDataset`) or ``test_set_factory(items, transform, dataset)``;
+    ``all_queries=True`` makes every image a query (classification). Returns
     ``(loader, num_query)``; batches are dicts as in :func:`build_reid_train_loader` with at
     most ``test_batch_size // world_size`` images.
     """

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .data_utils import CorruptImageError, read_image
+from .idx import idx_image
 
 logger = logging.getLogger(__name__)
 
@@ -162,3 +163,25 @@ class CommDataset(Dataset):
                     value = torch.tensor(value)
                 sample[key] = value
         return sample
+
+
+def read_item_image(path: str) -> Optional[torch.Tensor]:
+    """The uint8 (3, H, W) image of an ``"<idx file>#<row>"`` item, or None for a file path."""
+    array = idx_image(path)
+    if array is None:
+        return None
+    image = torch.from_numpy(array.copy())
+    if image.ndim == 2:  # grey: three equal channels, as read_image gives RGB
+        return image.unsqueeze(0).expand(3, -1, -1).contiguous()
+    return image.permute(2, 0, 1).contiguous()
+
+
+class ItemDataset(CommDataset):
+    """:class:`CommDataset` that also reads images stored in idx files (Fashion-MNIST items
+    ``"<idx file>#<row>"``); other items are read from their files."""
+
+    def _load(self, index: int) -> tuple:
+        image = read_item_image(self.img_items[index][0])
+        if image is not None:
+            return image, index
+        return super()._load(index)

@@ -18,6 +18,7 @@ __all__ = [
     "EVALUATOR_REGISTRY",
     "DatasetEvaluator",
     "DatasetEvaluators",
+    "GatheringEvaluator",
     "inference_on_dataset",
     "drop_unreadable",
     "readable_rows",
@@ -108,6 +109,59 @@ class DatasetEvaluator:
 
     def evaluate(self) -> OrderedDict[str, float]:
         """Metrics over every batch processed since the last ``reset``."""
+        raise NotImplementedError
+
+
+class GatheringEvaluator(DatasetEvaluator):
+    """The base of the evaluators that keep per-batch tensors: the gathering across processes
+    is written once, here.
+
+    ``process`` stores named tensors with :meth:`keep` (detached, on the CPU). ``evaluate``
+    gathers them onto the main process once (each name concatenated in rank order: the test
+    loaders give each process a contiguous shard, so that is the loader's order) and returns
+    :meth:`compute` of them; the other processes return an empty dict.
+    """
+
+    def reset(self) -> None:
+        self._kept: Dict[str, List[torch.Tensor]] = {}
+
+    @property
+    def kept(self) -> Dict[str, List[torch.Tensor]]:
+        """This process's kept tensors by name, one per processed batch."""
+        if not hasattr(self, "_kept"):
+            self.reset()
+        return self._kept
+
+    def keep(self, **tensors: torch.Tensor) -> None:
+        """Store one batch's tensors by name (e.g. ``keep(features=..., targets=...)``)."""
+        for name, tensor in tensors.items():
+            self.kept.setdefault(name, []).append(torch.as_tensor(tensor).detach().cpu())
+
+    def gathered(self) -> Optional[Dict[str, torch.Tensor]]:
+        """Every process's kept tensors, concatenated by name, on the main process; None on the
+        others. Names no process kept are absent."""
+        kept = self.kept
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            ranks = comm.gather(kept, dst=0)
+            if not comm.is_main_process():
+                return None
+            names = list(dict.fromkeys(name for rank in ranks for name in rank))
+            kept = {name: [t for rank in ranks for t in rank.get(name, [])] for name in names}
+        return {name: torch.cat(parts) for name, parts in kept.items() if parts}
+
+    def evaluate(self) -> OrderedDict[str, float]:
+        collected = self.gathered()
+        if collected is None:
+            return OrderedDict()
+        if not collected:
+            raise RuntimeError(
+                f"{type(self).__name__}.evaluate() called before any process() call."
+            )
+        return self.compute(collected)
+
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict[str, float]:
+        """The metrics of the gathered tensors (main process only)."""
         raise NotImplementedError
 
 

@@ -13,7 +13,7 @@ false matches come before it. Work is O(G log P) per query instead of O(G log G)
 one chunk of queries (at most ``chunk_size`` x G values) is held at a time.
 
 For huge galleries the top-k path keeps the ``topk`` nearest gallery entries per query
-(faiss when installed, torch otherwise) and scores only those: mAP is then a lower bound
+(the one nearest-neighbour policy of knn.py) and scores only those: mAP is then a lower bound
 (true matches ranked beyond ``topk`` count as never retrieved) and is reported as such.
 """
 
@@ -29,6 +29,7 @@ import torch
 from fastreid.utils.errors import BadInputError
 
 from .distance import as_feature_tensor, check_metric, pairwise_distance, squared_norms
+from .knn import faiss_knn, faiss_module, resolve_knn_backend
 from .protocol import is_junk, market1501_keep
 
 __all__ = [
@@ -398,26 +399,20 @@ def evaluate_rank(
 # --------------------------------------------------------------------------------------
 # Top-k search for galleries too large to rank exactly
 # --------------------------------------------------------------------------------------
-def _faiss():
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return None
-    return faiss
-
-
 def topk_search(
     query_features: ArrayLike,
     gallery_features,
     k: int,
     metric: str = "cosine",
     block_size: int = _TOPK_GALLERY_BLOCK,
+    backend: str = "auto",
 ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest gallery entries of every query, gallery read in blocks.
 
     ``gallery_features`` is anything with ``len()`` and row slicing (an array, a
     ``np.load(..., mmap_mode="r")`` memmap, or a lazy block reader), so only one block of
-    gallery rows is in memory at a time. Uses faiss when installed, torch otherwise.
+    gallery rows is in memory at a time. ``backend`` follows the one nearest-neighbour policy
+    (:func:`fastreid.evaluation.knn.resolve_knn_backend`: faiss on a GPU, torch otherwise).
 
     Returns:
         distances (Q, k) float32 ascending (cosine: 1 - cos; euclidean: L2) and gallery
@@ -429,7 +424,7 @@ def topk_search(
         query = torch.nn.functional.normalize(query, dim=1)
     num_gallery = len(gallery_features)
     k = min(k, num_gallery)
-    faiss = _faiss()
+    faiss = faiss_module() if resolve_knn_backend(backend) == "faiss" else None
     query_np = np.ascontiguousarray(query.numpy())
     largest = metric == "cosine"  # inner products: keep the largest
     if faiss is not None:
@@ -443,9 +438,8 @@ def topk_search(
             block = torch.nn.functional.normalize(block, dim=1)
         kb = min(k, len(block))
         if faiss is not None:
-            faiss_metric = faiss.METRIC_INNER_PRODUCT if largest else faiss.METRIC_L2
-            scores, index = faiss.knn(
-                query_np, np.ascontiguousarray(block.numpy()), kb, metric=faiss_metric
+            scores, index = faiss_knn(
+                query_np, np.ascontiguousarray(block.numpy()), kb, inner_product=largest
             )
             heap.add_result(scores, index + start)
         else:

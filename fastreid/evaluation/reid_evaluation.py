@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 
 from fastreid.config import configurable
-from fastreid.utils import comm
 
-from .evaluator import EVALUATOR_REGISTRY, DatasetEvaluator, drop_unreadable, readable_rows
+from .evaluator import EVALUATOR_REGISTRY, GatheringEvaluator, drop_unreadable, readable_rows
 from .query_expansion import aqe
 from .rank import (
     NoTrueMatchError,
@@ -31,7 +30,7 @@ PROTOCOLS = ("market", "cuhk03_single_shot", "repeated_draws")
 
 
 @EVALUATOR_REGISTRY.register()
-class ReidEvaluator(DatasetEvaluator):
+class ReidEvaluator(GatheringEvaluator):
     """Re-ID evaluation: the first ``num_query`` images are queries, the rest the gallery.
 
     Results (percentages): ``Rank-1``, ``Rank-5``, ``Rank-10``, ``mAP``, ``mINP``,
@@ -135,40 +134,23 @@ class ReidEvaluator(DatasetEvaluator):
             "computed. Check its query/gallery folders and the pids/camids they yield."
         )
 
-    def reset(self) -> None:
-        self._features: List[torch.Tensor] = []
-        self._pids: List[torch.Tensor] = []
-        self._camids: List[torch.Tensor] = []
-        self._corrupt: List[torch.Tensor] = []
-
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the batch's features (B, D) with its ``targets`` and ``camids`` (B,)."""
         for key in ("targets", "camids"):
             if key not in inputs:
                 raise KeyError(f"ReidEvaluator needs '{key}' in each batch; got {sorted(inputs)}.")
-        self._features.append(outputs.detach().float().cpu())
-        self._pids.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
-        self._camids.append(torch.as_tensor(inputs["camids"]).reshape(-1).long().cpu())
-        # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
-        self._corrupt.append(~readable_rows(inputs, len(outputs)))
+        self.keep(
+            features=outputs.float(),
+            pids=torch.as_tensor(inputs["targets"]).reshape(-1).long(),
+            camids=torch.as_tensor(inputs["camids"]).reshape(-1).long(),
+            # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
+            corrupt=~readable_rows(inputs, len(outputs)),
+        )
 
-    def _collect(self):
-        parts = (self._features, self._pids, self._camids, self._corrupt)
-        if comm.get_world_size() > 1:
-            comm.synchronize()
-            gathered = comm.gather(parts, dst=0)
-            if not comm.is_main_process():
-                return None
-            parts = tuple([x for rank in gathered for x in rank[i]] for i in range(len(parts)))
-        if not parts[0]:
-            raise RuntimeError("ReidEvaluator.evaluate() called before any process() call.")
-        return tuple(torch.cat(part) for part in parts)
-
-    def evaluate(self) -> OrderedDict[str, float]:
-        collected = self._collect()
-        if collected is None:
-            return OrderedDict()
-        features, pids, camids, corrupt = collected
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict[str, float]:
+        features, pids, camids, corrupt = (
+            collected[k] for k in ("features", "pids", "camids", "corrupt")
+        )
         (features, pids, camids), num_query = drop_unreadable(
             ~corrupt, self.num_query, features, pids, camids
         )

@@ -56,7 +56,8 @@ def test_every_registered_dataset_is_covered():
         for n in DATASET_REGISTRY.names()
         if DATASET_REGISTRY.get(n).__module__.startswith("fastreid.")
     }
-    assert core == set(REAL_DATASETS) | {"SyntheticReID"}
+    # FashionMNIST reads idx files, not folders: tests/data/test_loader_factories.py covers it.
+    assert core == set(REAL_DATASETS) | {"SyntheticReID", "FashionMNIST"}
 
 
 def test_training_ids_are_prefixed_and_test_ids_stay_ints(fake_root):

@@ -113,26 +113,31 @@ def test_command_line_writes_requested_size(tmp_path, capsys):
     assert "Wrote" in capsys.readouterr().out
 
 
-def test_market_attribute_mat_holds_the_same_labels(tiny_synthetic):
-    from scipy.io import loadmat
+def test_registered_attribute_writers_get_every_set_and_complete_old_ones(tmp_path, monkeypatch):
+    from fastreid.data import synthetic
 
-    folder = os.path.join(tiny_synthetic, "SyntheticReID")
+    calls = []
+
+    def write_csv(path, attributes, train_pids, test_pids):
+        calls.append(path)
+        with open(path, "w") as f:
+            for pid in train_pids + test_pids:
+                f.write(f"{pid},{attributes[pid]['hat']}\n")
+
+    monkeypatch.setattr(synthetic.reid, "ATTRIBUTE_WRITERS", {})
+    folder = generate_synthetic_dataset(str(tmp_path), num_ids=6, seed=2, height=32, width=16)
+    assert sorted(os.listdir(folder)) == [
+        "attributes.json", "bounding_box_test", "bounding_box_train", "query"
+    ]  # fmt: skip
+    # Registered later: ensure_synthetic_dataset adds the file from attributes.json, once.
+    synthetic.register_attribute_writer("hat.csv", write_csv)
+    assert ensure_synthetic_dataset(str(tmp_path)) == folder
+    assert ensure_synthetic_dataset(str(tmp_path)) == folder and len(calls) == 1
     with open(os.path.join(folder, "attributes.json")) as f:
         table = json.load(f)["identities"]
-    mat = loadmat(os.path.join(folder, "market_attribute.mat"))["market_attribute"][0, 0]
-    seen = []
-    for split in ("train", "test"):
-        part = mat[split][0, 0]
-        pids = [str(cell[0]) for cell in part["image_index"][0]]
-        seen += pids
-        for column, pid in enumerate(pids):
-            labels = table[pid]
-            # Market codes: 1 = no, 2 = yes; "clothes" is 1 = dress (our skirt), 2 = pants.
-            assert part["hat"][0, column] == 1 + labels["hat"]
-            assert part["hair"][0, column] == 1 + labels["long_hair"]
-            assert part["up"][0, column] == 1 + labels["short_sleeve"]
-            assert part["clothes"][0, column] == 2 - labels["skirt"]
-            assert part["upred"][0, column] == 1 + labels["upper_red"]
-            assert part["downbrown"][0, column] == 1 + labels["lower_brown"]
-    assert sorted(seen) == sorted(table)  # every identity once, train ids before test ids
-    assert seen[: len(seen) // 2] == sorted(seen)[: len(seen) // 2]
+    rows = open(os.path.join(folder, "hat.csv")).read().split()
+    assert rows == [f"{int(p)},{table[p]['hat']}" for p in sorted(table)]  # train ids first
+    assert not [n for n in os.listdir(folder) if ".tmp" in n]
+    # A new set carries it from the start, with the same content for the same seed.
+    again = generate_synthetic_dataset(str(tmp_path / "b"), num_ids=6, seed=2, height=32, width=16)
+    assert open(os.path.join(again, "hat.csv")).read().split() == rows

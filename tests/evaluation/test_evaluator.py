@@ -96,7 +96,7 @@ def test_distributed_evaluation_equals_single_process(monkeypatch):
     for rank, (lo, hi) in enumerate([(0, 45), (45, 90)]):
         for inputs, outputs in _batches(features[lo:hi], pids[lo:hi], camids[lo:hi], 4):
             shards[rank].process(inputs, outputs)
-    payloads = [(s._features, s._pids, s._camids, s._corrupt) for s in shards]
+    payloads = [s.kept for s in shards]
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(comm, "synchronize", lambda: None)
     monkeypatch.setattr(comm, "gather", lambda data, dst=0: payloads)
@@ -153,7 +153,7 @@ def test_inference_on_dataset_eval_mode_no_grad_and_restores_mode():
     evaluator = _Recorder(12)
     results = inference_on_dataset(model, list(_loader()), evaluator)
     assert model.training and model.modes and not any(model.modes)
-    assert not evaluator._features[0].requires_grad
+    assert not evaluator.kept["features"][0].requires_grad
     assert "mAP" in results
 
 
@@ -165,8 +165,8 @@ def test_flip_test_averages_image_and_mirror():
     inference_on_dataset(model, loader, flipped, flip_test=True)
     images = loader[0]["images"]
     expected = (images[..., :3].mean(dim=(2, 3)) + images.flip(3)[..., :3].mean(dim=(2, 3))) / 2
-    torch.testing.assert_close(flipped._features[0], expected)
-    assert not torch.allclose(plain._features[0], expected)
+    torch.testing.assert_close(flipped.kept["features"][0], expected)
+    assert not torch.allclose(plain.kept["features"][0], expected)
 
 
 def test_print_csv_format_returns_a_table():

@@ -44,6 +44,7 @@ SMALL_BACKBONES = [
     ("build_effnet_backbone", "b0", 1280, {}),
     ("build_regnet_backbone", "200y", 368, {}),
     ("build_shufflenetv2_backbone", "0.5x", 1024, {}),
+    ("build_small_resnet_backbone", "8x", 64, {}),
     ("build_torchvision_mobilenetv2_backbone", "0.5x", 1280, {}),
     ("build_torchvision_mobilenetv3_backbone", "small", 576, {}),
     ("build_efficientnet_backbone", "b0", 1280, {}),

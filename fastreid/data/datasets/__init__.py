@@ -2,6 +2,7 @@
 
 from .bases import Dataset, DatasetNotFoundError, ImageDataset, resolve_datasets_root
 from .cuhk03 import CUHK03, CUHK03Detected, CUHK03Labeled
+from .fashion_mnist import FASHION_MNIST_CLASSES, FashionMNIST, load_fashion_mnist
 from .folder import ReIDFolder
 from .market1501 import DukeMTMC, Market1501, MarketLayoutDataset, parse_market_folder
 from .msmt17 import MSMT17
@@ -13,12 +14,14 @@ from .veriwild import LargeVeRiWild, MediumVeRiWild, SmallVeRiWild, VeRiWild
 
 __all__ = [
     "DATASET_REGISTRY",
+    "FASHION_MNIST_CLASSES",
     "CUHK03",
     "CUHK03Detected",
     "CUHK03Labeled",
     "Dataset",
     "DatasetNotFoundError",
     "DukeMTMC",
+    "FashionMNIST",
     "ImageDataset",
     "LargeVeRiWild",
     "LargeVehicleID",
@@ -34,6 +37,7 @@ __all__ = [
     "VeRi",
     "VeRiWild",
     "VehicleID",
+    "load_fashion_mnist",
     "parse_market_folder",
     "resolve_datasets_root",
 ]

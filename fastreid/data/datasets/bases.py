@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 from tabulate import tabulate
 
@@ -16,6 +16,15 @@ Item = Tuple[Any, ...]
 
 DATASETS_ENV = "FASTREID_DATASETS"
 DATASETS_README = "datasets/README.md"
+
+
+@runtime_checkable
+class ProvidesTestItems(Protocol):
+    """A registered dataset the test loader reads through ``test_items() -> (items,
+    num_query)`` (every :class:`Dataset` is one); other registered classes give ``query`` and
+    ``gallery`` lists."""
+
+    def test_items(self) -> Tuple[List[Item], int]: ...
 
 
 def resolve_datasets_root(root: Optional[str] = None) -> str:

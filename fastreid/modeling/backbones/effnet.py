@@ -18,10 +18,10 @@ from fastreid.config import CfgNode
 
 from ..layers.batch_norm import get_norm
 from .build import BACKBONE_REGISTRY
-from .efficientnet import EFFICIENTNET_SCALES
 from .mobilenetv2 import make_divisible
 from .pretrained import load_backbone_pretrain
 from .pycls_common import SE, drop_keys, init_pycls_convs, run_stages
+from .torchvision.efficientnet import EFFICIENTNET_SCALES
 
 __all__ = ["EffNet", "build_effnet_backbone", "effnet_stages"]
 

@@ -18,6 +18,7 @@ from fastreid.modeling.losses import (
     pairwise_cosface,
     triplet_loss,
 )
+from fastreid.modeling.protocols import accepts_camids
 from fastreid.utils.precision_bn import in_bn_statistics_pass
 
 from .build import META_ARCH_REGISTRY
@@ -235,7 +236,7 @@ class Baseline(ImageNormalizer):
         self, images: torch.Tensor, camids: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """Run the backbone on normalised images; camera ids go to backbones that accept them."""
-        if getattr(self.backbone, "accepts_camids", False):
+        if accepts_camids(self.backbone):
             return self.backbone(images, camids=camids)
         return self.backbone(images)
 

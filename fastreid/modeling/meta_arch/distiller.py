@@ -38,6 +38,7 @@ from fastreid.modeling.losses.distill_loss import (
 )
 from fastreid.utils.precision_bn import in_bn_statistics_pass
 
+from ..protocols import STAGE_FEATURE_MEMBERS, missing_members
 from .baseline import Baseline, BatchedInputs
 from .build import META_ARCH_REGISTRY
 
@@ -188,16 +189,12 @@ def pre_relu_stage_support(backbone: nn.Module) -> Optional[str]:
     """``None`` when ``backbone`` gives pre-ReLU stage features for overhaul distillation:
     ``forward_stages(x)`` (pre-ReLU stage outputs whose ReLU is the backbone's output),
     ``get_bn_before_relu()`` and ``stage_channels``; otherwise the reason it does not."""
-    missing = [
-        name
-        for name in ("forward_stages", "get_bn_before_relu", "stage_channels")
-        if not hasattr(backbone, name)
-    ]
+    missing = missing_members(backbone, STAGE_FEATURE_MEMBERS)
     if missing:
         return (
             f"({type(backbone).__name__}) gives no pre-ReLU stage features (it lacks "
-            f"{', '.join(missing)}); use build_resnet_backbone_distill (FastDistill) or a "
-            "ResNet-family backbone, or MODEL.META_ARCHITECTURE Distiller (logits only)."
+            f"{', '.join(missing)}); use a backbone that provides them (a ResNet-family "
+            "backbone does), or MODEL.META_ARCHITECTURE Distiller (logits only)."
         )
     positions = getattr(backbone, "nl_positions", None)
     if positions:

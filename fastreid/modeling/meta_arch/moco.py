@@ -13,6 +13,7 @@ from fastreid.config import CfgNode, configurable
 from fastreid.utils import comm
 from fastreid.utils.precision_bn import in_bn_statistics_pass
 
+from ..protocols import accepts_camids
 from .baseline import Baseline, BatchedInputs
 from .build import META_ARCH_REGISTRY
 
@@ -145,7 +146,7 @@ class MoCo(Baseline):
     def _key_features(
         self, images: torch.Tensor, camids: Optional[torch.Tensor], targets: torch.Tensor
     ) -> torch.Tensor:
-        if getattr(self.key_backbone, "accepts_camids", False):
+        if accepts_camids(self.key_backbone):
             feats = self.key_backbone(images, camids=camids)
         else:
             feats = self.key_backbone(images)

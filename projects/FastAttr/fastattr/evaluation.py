@@ -13,11 +13,10 @@ from tabulate import tabulate
 
 from fastreid.evaluation import (
     EVALUATOR_REGISTRY,
-    DatasetEvaluator,
+    GatheringEvaluator,
     readable_rows,
     warn_dropped,
 )
-from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_write_text, save_figure
 
 __all__ = ["AttrEvaluator", "attribute_metrics", "plot_attribute_recall"]
@@ -103,7 +102,7 @@ def plot_attribute_recall(
 
 
 @EVALUATOR_REGISTRY.register()
-class AttrEvaluator(DatasetEvaluator):
+class AttrEvaluator(GatheringEvaluator):
     """Attribute metrics of a model whose eval outputs are probabilities ``(B, C)``.
 
     ``evaluate()`` returns ``Accu, Prec, Recall, F1, mA`` (percent) and ``metric = mA``,
@@ -145,11 +144,6 @@ class AttrEvaluator(DatasetEvaluator):
             )
         return cls(names, cfg.TEST.THRES, output_dir, dataset_name)
 
-    def reset(self) -> None:
-        self._probabilities: List[torch.Tensor] = []
-        self._targets: List[torch.Tensor] = []
-        self._dropped = 0
-
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         targets = inputs["targets"]
         if targets.dim() != 2:
@@ -165,21 +159,16 @@ class AttrEvaluator(DatasetEvaluator):
                 f"MODEL.HEADS.NUM_CLASSES {targets.shape[1]}."
             )
         keep = readable_rows(inputs, len(outputs))  # unreadable images (SKIP_CORRUPT) left out
-        self._dropped += int((~keep).sum())
-        self._probabilities.append(outputs.detach().float().cpu()[keep])
-        self._targets.append(targets.detach().float().cpu()[keep])
+        self.keep(
+            probabilities=outputs.detach().float().cpu()[keep],
+            targets=targets.detach().float().cpu()[keep],
+            dropped=torch.tensor([int((~keep).sum())]),
+        )
 
-    def evaluate(self) -> OrderedDict:
-        gathered = comm.gather((self._probabilities, self._targets, self._dropped), dst=0)
-        if not comm.is_main_process():
-            return OrderedDict()
-        probabilities = [p for rank in gathered for p in rank[0]]
-        targets = [t for rank in gathered for t in rank[1]]
-        warn_dropped(self.dataset_name, sum(rank[2] for rank in gathered))
-        if not probabilities:
-            raise ValueError(f"AttrEvaluator saw no images of {self.dataset_name}.")
-        probs = torch.cat(probabilities).numpy()
-        gts = torch.cat(targets).numpy()
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict:
+        warn_dropped(self.dataset_name, int(collected["dropped"].sum()))
+        probs = collected["probabilities"].numpy()
+        gts = collected["targets"].numpy()
         found = attribute_metrics(probs, gts, self.threshold)
         names = self.attribute_names or [f"attr{j}" for j in range(gts.shape[1])]
         self.per_attribute = [

@@ -9,7 +9,6 @@ from fastreid.config import CfgNode
 from fastreid.data import build_reid_train_loader
 from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
-from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.modeling.compat import num_classes_in_checkpoint
 from fastreid.utils import comm
@@ -22,20 +21,29 @@ __all__ = ["AttrTrainer", "build_attribute_datasets", "set_num_attributes"]
 logger = logging.getLogger("fastreid")
 
 
+def check_attribute_dataset(name: str, dataset: Any) -> AttrDataset:
+    """``dataset`` (registered as ``name``) if it is an attribute dataset; else one error."""
+    if not isinstance(dataset, AttrDataset):
+        raise ValueError(
+            f"{name} is not an attribute dataset; FastAttr trains and tests on PA100K, "
+            "Market1501Attr, DukeMTMCAttr, SyntheticAttr or another AttrDataset."
+        )
+    return dataset
+
+
 def build_attribute_datasets(cfg: CfgNode, names: List[str], **kwargs: Any) -> List[AttrDataset]:
     """The registered datasets ``names``, each checked to be an attribute dataset."""
-    datasets = []
-    for name in names:
-        dataset = DATASET_REGISTRY.get(name)(
-            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process(), **kwargs
+    return [
+        check_attribute_dataset(
+            name,
+            DATASET_REGISTRY.get(name)(
+                root=resolve_datasets_root(cfg.DATASETS.ROOT),
+                verbose=comm.is_main_process(),
+                **kwargs,
+            ),
         )
-        if not isinstance(dataset, AttrDataset):
-            raise ValueError(
-                f"{name} is not an attribute dataset; FastAttr trains and tests on PA100K, "
-                "Market1501Attr, DukeMTMCAttr, SyntheticAttr or another AttrDataset."
-            )
-        datasets.append(dataset)
-    return datasets
+        for name in names
+    ]
 
 
 def set_num_attributes(cfg: CfgNode, count: int, source: str) -> CfgNode:
@@ -90,19 +98,17 @@ class AttrTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
         logger.info("Prepare training set")
-        datasets = build_attribute_datasets(
-            cfg, list(cfg.DATASETS.NAMES), combineall=cfg.DATASETS.COMBINEALL
-        )
-        names = check_same_attributes(datasets)
-        items = [item for dataset in datasets for item in dataset.train]
-        train_set = CommDataset(
-            items,
-            build_transforms(cfg, is_train=True, to_float=False),
-            relabel=True,
-            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-        )
-        train_set.attribute_names = names
-        return build_reid_train_loader(cfg, train_set=train_set)
+
+        def make_train_set(items: List[tuple], transform: Any, datasets: List[Any]) -> Any:
+            for name, dataset in zip(cfg.DATASETS.NAMES, datasets):
+                check_attribute_dataset(name, dataset)
+            train_set = CommDataset(
+                items, transform, relabel=True, skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT
+            )
+            train_set.attribute_names = check_same_attributes(datasets)
+            return train_set
+
+        return build_reid_train_loader(cfg, train_set_factory=make_train_set)
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:

@@ -12,8 +12,9 @@ from PIL import Image
 from scipy.io import savemat
 
 from fastreid.data.datasets import DATASET_REGISTRY
-from fastreid.data.synthetic import MARKET_FIELDS, generate_synthetic_dataset
+from fastreid.data.synthetic import generate_synthetic_dataset
 from projects.FastAttr.fastattr.datasets import (
+    MARKET_FIELDS,
     PA100K,
     AttrDataset,
     Market1501Attr,
@@ -192,3 +193,31 @@ def test_different_attribute_names_are_named():
         "hat",
         "bag",
     ]
+
+
+def test_market_attribute_mat_holds_the_same_labels(tmp_path):
+    # The writer registered by FastAttr puts the file into every generated set.
+    tiny_synthetic = str(tmp_path)
+    generate_synthetic_dataset(tiny_synthetic, num_ids=12, seed=0, height=32, width=16)
+    from scipy.io import loadmat
+
+    folder = os.path.join(tiny_synthetic, "SyntheticReID")
+    with open(os.path.join(folder, "attributes.json")) as f:
+        table = json.load(f)["identities"]
+    mat = loadmat(os.path.join(folder, "market_attribute.mat"))["market_attribute"][0, 0]
+    seen = []
+    for split in ("train", "test"):
+        part = mat[split][0, 0]
+        pids = [str(cell[0]) for cell in part["image_index"][0]]
+        seen += pids
+        for column, pid in enumerate(pids):
+            labels = table[pid]
+            # Market codes: 1 = no, 2 = yes; "clothes" is 1 = dress (our skirt), 2 = pants.
+            assert part["hat"][0, column] == 1 + labels["hat"]
+            assert part["hair"][0, column] == 1 + labels["long_hair"]
+            assert part["up"][0, column] == 1 + labels["short_sleeve"]
+            assert part["clothes"][0, column] == 2 - labels["skirt"]
+            assert part["upred"][0, column] == 1 + labels["upper_red"]
+            assert part["downbrown"][0, column] == 1 + labels["lower_brown"]
+    assert sorted(seen) == sorted(table)  # every identity once, train ids before test ids
+    assert seen[: len(seen) // 2] == sorted(seen)[: len(seen) // 2]

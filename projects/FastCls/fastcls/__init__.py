@@ -1,21 +1,22 @@
 """FastCls: image classification with ClasHead + cross-entropy on the fastreid core.
 
-Importing this package registers its datasets (``ClsImageFolder``, ``Hymenoptera``,
-``FashionMNIST``), the ``ClsEvaluator`` and the ``build_small_resnet_backbone`` backbone.
+Importing this package registers its datasets (``ClsImageFolder``, ``Hymenoptera``) and the
+``ClsEvaluator``. Fashion-MNIST, idx files, ``ItemDataset`` and the small ResNet are the
+core's (``fastreid.data``, ``fastreid.modeling.backbones``); their names are re-exported here.
 """
 
-from .data import ClsDataset, ItemDataset, read_item_image
-from .datasets import (
+from fastreid.data.common import ItemDataset, read_item_image
+from fastreid.data.datasets.fashion_mnist import (
     FASHION_MNIST_CLASSES,
-    ClsImageFolder,
-    EmptyClassFolderError,
     FashionMNIST,
-    Hymenoptera,
     load_fashion_mnist,
 )
+from fastreid.data.idx import IdxFileError, read_idx, write_idx
+from fastreid.modeling.backbones.small_resnet import SmallResNet, build_small_resnet_backbone
+
+from .data import ClsDataset
+from .datasets import ClsImageFolder, EmptyClassFolderError, Hymenoptera
 from .evaluator import ClsEvaluator, classification_metrics, save_confusion_matrix
-from .idx import IdxFileError, read_idx, write_idx
-from .small_resnet import SmallResNet, build_small_resnet_backbone
 from .trainer import IDX2CLASS_FILE, ClsTrainer, load_idx2class, save_idx2class
 
 __all__ = [

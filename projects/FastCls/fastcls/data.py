@@ -1,43 +1,12 @@
-"""The torch datasets of the projects: core ``CommDataset`` plus images held in idx files, and
-a fixed class order for classification."""
+"""The classification torch dataset: the core's ``ItemDataset`` with a fixed class order."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
-import torch
+from fastreid.data.common import ItemDataset
 
-from fastreid.config import CfgNode
-from fastreid.data import build_reid_test_loader
-from fastreid.data.common import CommDataset
-from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
-from fastreid.data.transforms import build_transforms
-from fastreid.utils import comm
-
-from .datasets import idx_image
-
-__all__ = ["ClsDataset", "ItemDataset", "build_item_test_loader", "read_item_image"]
-
-
-def read_item_image(path: str) -> Optional[torch.Tensor]:
-    """The uint8 (3, H, W) image of an ``"<idx file>#<row>"`` item, or None for a file path."""
-    array = idx_image(path)
-    if array is None:
-        return None
-    image = torch.from_numpy(array.copy())
-    if image.ndim == 2:  # grey: three equal channels, as read_image gives RGB
-        return image.unsqueeze(0).expand(3, -1, -1).contiguous()
-    return image.permute(2, 0, 1).contiguous()
-
-
-class ItemDataset(CommDataset):
-    """:class:`CommDataset` that also reads images stored in idx files (Fashion-MNIST)."""
-
-    def _load(self, index: int) -> Tuple[torch.Tensor, int]:
-        image = read_item_image(self.img_items[index][0])
-        if image is not None:
-            return image, index
-        return super()._load(index)
+__all__ = ["ClsDataset"]
 
 
 class ClsDataset(ItemDataset):
@@ -84,29 +53,3 @@ class ClsDataset(ItemDataset):
     @property
     def class_names(self) -> List[str]:
         return list(self.pids)
-
-
-def build_item_test_loader(
-    cfg: CfgNode,
-    dataset_name: str,
-    make_test_set: Callable[[List[tuple], Callable], CommDataset],
-    all_queries: bool = False,
-) -> Tuple[Any, int]:
-    """``(loader, num_query)`` over the registered ``dataset_name``'s ``test_items()``.
-
-    ``make_test_set(items, transform)`` builds the torch dataset (the test transform of
-    ``cfg``); ``all_queries`` makes every image a query (classification), otherwise the
-    dataset's own query count is kept (retrieval).
-    """
-    dataset = DATASET_REGISTRY.get(dataset_name)(
-        root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process()
-    )
-    items, num_query = dataset.test_items()
-    test_set = make_test_set(items, build_transforms(cfg, is_train=False, to_float=False))
-    test_set.source, test_set.dataset_name = dataset, dataset_name
-    return build_reid_test_loader(
-        test_set=test_set,
-        test_batch_size=cfg.TEST.IMS_PER_BATCH,
-        num_query=len(test_set) if all_queries else num_query,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-    )

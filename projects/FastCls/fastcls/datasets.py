@@ -1,4 +1,5 @@
-"""Classification datasets in the core registry: image folders (Hymenoptera) and Fashion-MNIST.
+"""Classification datasets in the core registry: image folders (Hymenoptera). Fashion-MNIST
+is the core's (``fastreid.data.datasets.FashionMNIST``).
 
 Items are ``(img_path, class_name, None)`` (no camera): ``train`` holds the training split and
 ``test`` the test split (the core's ``Dataset(test=...)``; query and gallery stay empty). Each
@@ -8,43 +9,14 @@ dataset lists its class names in ``classes`` (the label order: index i is ``clas
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import List, Sequence
 
 from fastreid.data.datasets import DATASET_REGISTRY, ImageDataset, resolve_datasets_root
 from fastreid.data.datasets.bases import DatasetNotFoundError, Item
 
-from .idx import read_idx
-
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "ClsImageFolder",
-    "FashionMNIST",
-    "Hymenoptera",
-    "IDX_REF_SEPARATOR",
-    "EmptyClassFolderError",
-    "idx_image",
-    "load_fashion_mnist",
-]
+__all__ = ["ClsImageFolder", "EmptyClassFolderError", "Hymenoptera"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-
-# Images that live inside an idx file are named "<idx file>#<row>" in the item lists.
-IDX_REF_SEPARATOR = "#"
 
 
 class EmptyClassFolderError(DatasetNotFoundError):
@@ -129,108 +101,3 @@ class Hymenoptera(ClsImageFolder):
     train/{ants,bees}/*.jpg
     val/{ants,bees}/*.jpg
 """
-
-
-# --------------------------------------------------------------------- Fashion-MNIST
-_FMNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_FMNIST_FOLDERS = ("fashion-mnist", "fashion_mnist", "FashionMNIST")
-FASHION_MNIST_HELP = (
-    "Get the four idx files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-    "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not): on Debian/Ubuntu "
-    "`apt-get install dataset-fashion-mnist` puts them in /usr/share/datasets/fashion-mnist "
-    "(then set DATASETS.ROOT /usr/share/datasets), or download them from "
-    "https://github.com/zalandoresearch/fashion-mnist into <root>/fashion-mnist/."
-)
-
-# Decoded idx files of this process, by path (a training run reads each once).
-_IDX_CACHE: Dict[str, np.ndarray] = {}
-
-
-def _cached_idx(path: str) -> np.ndarray:
-    array = _IDX_CACHE.get(path)
-    if array is None:
-        array = _IDX_CACHE[path] = read_idx(path)
-    return array
-
-
-def idx_image(ref: str) -> Optional[np.ndarray]:
-    """The (H, W) or (H, W, C) uint8 image an ``"<idx file>#<row>"`` reference names, or None
-    when ``ref`` is a plain file path."""
-    path, sep, row = ref.rpartition(IDX_REF_SEPARATOR)
-    if not sep or not row.isdigit() or "idx" not in os.path.basename(path):
-        return None
-    return _cached_idx(path)[int(row)]
-
-
-def _find_file(folder: str, stem: str) -> Optional[str]:
-    for name in (stem, stem + ".gz"):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def fashion_mnist_folder(root: str) -> str:
-    """The folder under ``root`` that holds the Fashion-MNIST idx files (``root`` itself,
-    or its ``fashion-mnist`` subfolder); raises with how to get them when there is none."""
-    root = resolve_datasets_root(root)
-    candidates = [os.path.join(root, f) for f in _FMNIST_FOLDERS] + [root]
-    for folder in candidates:
-        if all(_find_file(folder, stem) for pair in _FMNIST_FILES.values() for stem in pair):
-            return folder
-    present = next((c for c in candidates if os.path.isdir(c)), root)
-    missing = [
-        stem for pair in _FMNIST_FILES.values() for stem in pair if not _find_file(present, stem)
-    ]
-    raise DatasetNotFoundError(
-        f"Fashion-MNIST not found under {root} (looked in {', '.join(candidates)}); "
-        f"missing {', '.join(missing)}. {FASHION_MNIST_HELP}"
-    )
-
-
-def load_fashion_mnist(root: str, split: str) -> List[Item]:
-    """Items ``("<images idx file>#<row>", class_name, None)`` of the ``train`` or ``test`` split."""
-    folder = fashion_mnist_folder(root)
-    images_stem, labels_stem = _FMNIST_FILES[split]
-    images_file = _find_file(folder, images_stem)
-    labels = read_idx(_find_file(folder, labels_stem))
-    images = _cached_idx(images_file)
-    if images.ndim != 3 or len(images) != len(labels):
-        raise DatasetNotFoundError(
-            f"{images_file} holds {images.shape} images but the labels file {len(labels)} "
-            "labels; the two files of a split must match."
-        )
-    if labels.size and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
-        raise DatasetNotFoundError(
-            f"The labels of {folder} go up to {int(labels.max())}; Fashion-MNIST has 10 classes."
-        )
-    return [
-        (f"{images_file}{IDX_REF_SEPARATOR}{i}", FASHION_MNIST_CLASSES[int(label)], None)
-        for i, label in enumerate(labels)
-    ]
-
-
-@DATASET_REGISTRY.register()
-class FashionMNIST(ImageDataset):
-    """Fashion-MNIST (Xiao et al. 2017): 60 000 training and 10 000 test 28x28 grey images
-    of 10 clothing classes, read from the four idx files in ``<root>/fashion-mnist/`` or
-    ``<root>`` itself. ``train`` = the training split, ``test`` = the test split."""
-
-    dataset_name = "fashionmnist"
-    classes: List[str] = list(FASHION_MNIST_CLASSES)
-    layout = """\
-<root>/fashion-mnist/   (or <root> itself)
-    train-images-idx3-ubyte[.gz]  train-labels-idx1-ubyte[.gz]
-    t10k-images-idx3-ubyte[.gz]   t10k-labels-idx1-ubyte[.gz]
-"""
-
-    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
-        train = load_fashion_mnist(root, "train")
-        test = load_fashion_mnist(root, "test")
-        super().__init__(train, [], [], combineall=False, verbose=verbose, test=test)
-
-    def _prefix(self, item: Item) -> Item:
-        return item

@@ -15,7 +15,7 @@ from tabulate import tabulate
 from fastreid.config import configurable
 from fastreid.evaluation import (
     EVALUATOR_REGISTRY,
-    DatasetEvaluator,
+    GatheringEvaluator,
     readable_rows,
     warn_dropped,
 )
@@ -98,7 +98,7 @@ def save_confusion_matrix(
 
 
 @EVALUATOR_REGISTRY.register()
-class ClsEvaluator(DatasetEvaluator):
+class ClsEvaluator(GatheringEvaluator):
     """Classification accuracy of a model whose eval output is class logits (``ClasHead``).
 
     Results (percent): ``Top-1``, ``Top-5`` (only with more than 5 classes), ``mean class
@@ -156,12 +156,6 @@ class ClsEvaluator(DatasetEvaluator):
         )
         return cls(names, output_dir, name=dataset_name)
 
-    def reset(self) -> None:
-        self._topk: List[torch.Tensor] = []
-        self._targets: List[torch.Tensor] = []
-        self._num_classes: Optional[int] = None
-        self._dropped = 0
-
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the 5 best classes of each row of ``outputs`` (B, C logits) and ``targets``."""
         if "targets" not in inputs:
@@ -171,29 +165,19 @@ class ClsEvaluator(DatasetEvaluator):
                 f"ClsEvaluator expects class logits (B, C); the model gave {tuple(outputs.shape)}. "
                 "Use MODEL.HEADS.NAME ClasHead."
             )
-        self._num_classes = outputs.shape[1]
         keep = readable_rows(inputs, len(outputs))  # unreadable images (SKIP_CORRUPT) left out
-        self._dropped += int((~keep).sum())
         k = min(5, outputs.shape[1])
-        self._topk.append(outputs.detach().float().topk(k, dim=1).indices.cpu()[keep])
-        self._targets.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu()[keep])
+        self.keep(
+            topk=outputs.detach().float().topk(k, dim=1).indices.cpu()[keep],
+            targets=torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu()[keep],
+            num_classes=torch.tensor([outputs.shape[1]]),
+            dropped=torch.tensor([int((~keep).sum())]),
+        )
 
-    def evaluate(self) -> OrderedDict[str, float]:
-        topk, targets, num_classes = self._topk, self._targets, self._num_classes
-        dropped = self._dropped
-        if comm.get_world_size() > 1:
-            comm.synchronize()
-            gathered = comm.gather((topk, targets, num_classes, dropped), dst=0)
-            if not comm.is_main_process():
-                return OrderedDict()
-            topk = [t for rank in gathered for t in rank[0]]
-            targets = [t for rank in gathered for t in rank[1]]
-            num_classes = max(rank[2] or 0 for rank in gathered)
-            dropped = sum(rank[3] for rank in gathered)
-        warn_dropped(self.name, dropped)
-        if not topk:
-            raise RuntimeError("ClsEvaluator.evaluate() called before any process() call.")
-        predictions, labels = torch.cat(topk), torch.cat(targets)
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict[str, float]:
+        num_classes = int(collected["num_classes"].max())
+        warn_dropped(self.name, int(collected["dropped"].sum()))
+        predictions, labels = collected["topk"], collected["targets"]
         names = self.class_names or [str(i) for i in range(num_classes)]
         if len(names) != num_classes:
             raise ValueError(

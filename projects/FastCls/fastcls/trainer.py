@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 from fastreid.config import CfgNode
-from fastreid.data import build_reid_train_loader
-from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
-from fastreid.data.transforms import build_transforms
+from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
 from fastreid.utils.file_io import atomic_write_text
 
-from .data import ClsDataset, build_item_test_loader
+from .data import ClsDataset
 
 __all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
@@ -70,12 +68,11 @@ class ClsTrainer(DefaultTrainer):
     ``TEST.EVALUATOR`` defaults to ``ClsEvaluator`` here (:meth:`add_config`; the core's
     default is re-ID's).
 
-    The class order (:attr:`class_names`) is fixed by the training set and written to
-    ``OUTPUT_DIR/idx2class.json``; evaluation without training reads it from the folder of
-    ``MODEL.WEIGHTS`` (or OUTPUT_DIR).
+    The class order is fixed by the training set and written to ``OUTPUT_DIR/idx2class.json``
+    when the training loader is built; every test loader reads it back from there (training)
+    or from the folder of ``MODEL.WEIGHTS`` (evaluation of a trained model). No state is
+    kept on the class between the two.
     """
-
-    class_names: Optional[List[str]] = None
 
     @classmethod
     def add_config(cls, cfg: CfgNode) -> None:
@@ -83,20 +80,20 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
-        root = resolve_datasets_root(cfg.DATASETS.ROOT)
-        datasets = [
-            DATASET_REGISTRY.get(name)(root=root, verbose=comm.is_main_process())
-            for name in cfg.DATASETS.NAMES
-        ]
-        items = [item for dataset in datasets for item in dataset.train]
-        train_set = ClsDataset(
-            items,
-            build_transforms(cfg, is_train=True, to_float=False),
-            _class_names_of(datasets, items),
-            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
-        )
-        cls.class_names = train_set.class_names
-        return build_reid_train_loader(cfg, train_set=train_set)
+        def make_train_set(items: List[tuple], transform: Any, datasets: List[Any]) -> ClsDataset:
+            return ClsDataset(
+                items,
+                transform,
+                _class_names_of(datasets, items),
+                skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+            )
+
+        loader = build_reid_train_loader(cfg, train_set_factory=make_train_set)
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            path = save_idx2class(loader.dataset.class_names, cfg.OUTPUT_DIR)
+            logger.info(f"Class names saved to {path}")
+        comm.synchronize()  # the other processes' test loaders read the file
+        return loader
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
@@ -109,20 +106,14 @@ class ClsTrainer(DefaultTrainer):
                 f"({', '.join(cfg.DATASETS.NAMES)}) has {num_classes} classes; set "
                 f"MODEL.HEADS.NUM_CLASSES {num_classes}, or 0 to take it from the data."
             )
-        cfg = super().auto_scale_hyperparams(cfg, num_classes)
-        if comm.is_main_process() and cfg.OUTPUT_DIR and cls.class_names:
-            path = save_idx2class(cls.class_names, cfg.OUTPUT_DIR)
-            logger.info(f"Class names saved to {path}")
-        return cfg
+        return super().auto_scale_hyperparams(cfg, num_classes)
 
     @classmethod
     def resolve_class_names(cls, cfg: CfgNode) -> List[str]:
-        """The training class order: from this process's training set, else idx2class.json
-        next to MODEL.WEIGHTS, else in OUTPUT_DIR."""
-        if cls.class_names:
-            return list(cls.class_names)
-        folders = [os.path.dirname(cfg.MODEL.WEIGHTS)] if cfg.MODEL.WEIGHTS else []
-        folders += [cfg.OUTPUT_DIR] if cfg.OUTPUT_DIR else []
+        """The training class order: idx2class.json in OUTPUT_DIR (written by this run's
+        training loader), else next to MODEL.WEIGHTS."""
+        folders = [cfg.OUTPUT_DIR] if cfg.OUTPUT_DIR else []
+        folders += [os.path.dirname(cfg.MODEL.WEIGHTS)] if cfg.MODEL.WEIGHTS else []
         for folder in folders:
             if os.path.isfile(os.path.join(folder or ".", IDX2CLASS_FILE)):
                 return load_idx2class(os.path.join(folder or ".", IDX2CLASS_FILE))
@@ -134,13 +125,14 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str) -> Tuple[Any, int]:
-        return build_item_test_loader(
+        class_names = cls.resolve_class_names(cfg)
+        return build_reid_test_loader(
             cfg,
             dataset_name,
-            lambda items, transform: ClsDataset(
+            test_set_factory=lambda items, transform, _: ClsDataset(
                 items,
                 transform,
-                cls.resolve_class_names(cfg),
+                class_names,
                 skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
                 for_evaluation=True,
             ),

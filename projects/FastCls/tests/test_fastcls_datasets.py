@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from projects.FastCls.fastcls import (
     FASHION_MNIST_CLASSES,
     ClsDataset,
@@ -17,7 +18,7 @@ from projects.FastCls.fastcls import (
 )
 from projects.FastCls.fastcls.datasets import DatasetNotFoundError
 
-from .fastcls_fixtures import make_fashion_mnist, make_image_folder
+from .fastcls_fixtures import make_image_folder
 
 
 def test_hymenoptera_layout(tmp_path):

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import main
 from projects.FastCls import predict
 from projects.FastCls.fastcls import FASHION_MNIST_CLASSES, ClsTrainer, read_idx
-
-from .fastcls_fixtures import make_fashion_mnist
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "fashion_mnist_small_resnet.yml")
 
@@ -49,7 +48,6 @@ def _args(tmp_path, output, *extra):
 def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("fastcls")
     make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=6, test_per_class=2)
-    ClsTrainer.class_names = None
     results = main(_args(tmp_path, tmp_path / "run"), trainer_cls=ClsTrainer)
     return tmp_path, results
 
@@ -66,7 +64,6 @@ def test_training_saves_idx2class_next_to_checkpoints(trained):
 
 def test_eval_only_reads_idx2class_from_the_weights_folder(trained):
     tmp_path, results = trained
-    ClsTrainer.class_names = None  # a fresh process knows nothing of the training run
     weights = tmp_path / "run" / "model_final.pth"
     again = main(
         _args(tmp_path, tmp_path / "eval", "--eval-only", "MODEL.WEIGHTS", str(weights)),
@@ -79,7 +76,6 @@ def test_eval_only_without_idx2class_is_one_clear_error(trained, tmp_path):
     run_dir = trained[0] / "run"
     lonely = tmp_path / "model.pth"
     lonely.write_bytes((run_dir / "model_final.pth").read_bytes())
-    ClsTrainer.class_names = None
     with pytest.raises(FileNotFoundError, match="idx2class.json"):
         main(
             _args(trained[0], tmp_path / "eval", "--eval-only", "MODEL.WEIGHTS", str(lonely)),
@@ -115,3 +111,31 @@ def test_predict_prints_top_k_class_names(trained, tmp_path, capsys):
 def test_predict_on_a_missing_input_is_one_clear_error(trained):
     with pytest.raises(FileNotFoundError, match="neither an image file nor a folder"):
         predict.main(["--model", str(trained[0] / "run"), "--input", "/nonexistent/x.png"])
+
+
+def test_the_test_loader_takes_the_class_order_training_wrote_not_class_state(tmp_path):
+    # A folder dataset whose test split lacks a class: its own order would shift the labels.
+    from fastreid.config import get_cfg
+
+    from .fastcls_fixtures import make_image_folder
+
+    make_image_folder(
+        str(tmp_path / "data" / "cls_folder"),
+        {"train": {"ants": 1, "bees": 1, "wasps": 1}, "val": {"bees": 1, "wasps": 1}},
+    )
+    cfg = get_cfg()
+    ClsTrainer.add_config(cfg)
+    cfg.DATASETS.ROOT = str(tmp_path / "data")
+    cfg.DATASETS.NAMES = ("ClsImageFolder",)
+    cfg.OUTPUT_DIR = str(tmp_path / "run")
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.DATALOADER.SAMPLER_TRAIN = "TrainingSampler"
+    ClsTrainer.build_train_loader(cfg)
+    assert json.loads((tmp_path / "run" / "idx2class.json").read_text()) == {
+        "0": "ants", "1": "bees", "2": "wasps"
+    }  # fmt: skip
+    assert "class_names" not in vars(ClsTrainer)  # nothing left on the class
+    loader, num_query = ClsTrainer.build_test_loader(cfg, "ClsImageFolder")
+    targets = sorted(int(t) for batch in loader for t in batch["targets"])
+    assert targets == [1, 2] and num_query == 2  # bees, wasps in the training order

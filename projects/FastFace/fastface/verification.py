@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastreid.evaluation.evaluator import DatasetEvaluator
+from fastreid.evaluation.evaluator import EVALUATOR_REGISTRY, GatheringEvaluator
 from fastreid.evaluation.roc import roc_curve_points, tpr_at_fpr
-from fastreid.utils import comm
 from fastreid.utils.file_io import save_figure
 
 __all__ = [
@@ -139,7 +138,8 @@ def save_roc_plot(dist: np.ndarray, issame: np.ndarray, path: str, title: str) -
     return save_figure(fig, path)
 
 
-class FaceEvaluator(DatasetEvaluator):
+@EVALUATOR_REGISTRY.register()
+class FaceEvaluator(GatheringEvaluator):
     """Verification evaluator for a pair set (features of images ``2k``/``2k+1`` are pair k).
 
     Args:
@@ -154,22 +154,35 @@ class FaceEvaluator(DatasetEvaluator):
         self.issame = np.asarray(issame, dtype=bool)
         self.dataset_name = dataset_name
         self.output_dir = output_dir
-        self._features: List[torch.Tensor] = []
+        self.reset()
 
-    def reset(self) -> None:
-        self._features = []
+    @classmethod
+    def from_test_set(
+        cls,
+        cfg,
+        *,
+        test_set,
+        num_query: int,
+        dataset_name: str,
+        output_dir: Optional[str] = None,
+    ) -> FaceEvaluator:
+        """``TEST.EVALUATOR FaceEvaluator``: the pair labels come from the test set (its own
+        ``issame``, or that of the registered pair set it was built from)."""
+        issame = getattr(test_set, "issame", None)
+        if issame is None:
+            issame = getattr(getattr(test_set, "source", None), "issame", None)
+        if issame is None:
+            raise ValueError(
+                f"{dataset_name} is not a pair set (no issame labels); FaceEvaluator evaluates "
+                "face verification pairs only. Choose another TEST.EVALUATOR."
+            )
+        return cls(issame, dataset_name, output_dir)
 
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
-        self._features.append(outputs.detach().float().cpu())
+        self.keep(features=outputs.float())
 
-    def evaluate(self) -> OrderedDict[str, float]:
-        feats = torch.cat(self._features) if self._features else torch.zeros(0, 1)
-        if comm.get_world_size() > 1:
-            # Contiguous shards per rank (InferenceSampler): rank order is image order.
-            parts = comm.gather(feats)
-            if not comm.is_main_process():
-                return OrderedDict()
-            feats = torch.cat(parts)
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict[str, float]:
+        feats = collected["features"]  # rank order is image order (contiguous shards)
         if feats.shape[0] != 2 * len(self.issame):
             raise ValueError(
                 f"{self.dataset_name}: {feats.shape[0]} features for {len(self.issame)} pairs; "

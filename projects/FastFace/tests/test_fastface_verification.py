@@ -95,3 +95,25 @@ def test_face_evaluator_end_to_end(tmp_path):
         ev.reset()
         ev.process({}, feats[:6])
         ev.evaluate()
+
+
+def test_face_evaluator_is_registered_and_built_from_a_pair_test_set():
+    from types import SimpleNamespace
+
+    from fastreid.evaluation import EVALUATOR_REGISTRY
+    from projects.FastFace.fastface.verification import FaceEvaluator, verification_metrics
+
+    assert EVALUATOR_REGISTRY.get("FaceEvaluator") is FaceEvaluator
+    issame = [i % 3 != 0 for i in range(12)]
+    test_set = SimpleNamespace(source=SimpleNamespace(issame=issame))
+    evaluator = FaceEvaluator.from_test_set(
+        None, test_set=test_set, num_query=0, dataset_name="pairs", output_dir=None
+    )
+    features = torch.randn(24, 8, generator=torch.Generator().manual_seed(0))
+    evaluator.process({}, features[:10])
+    evaluator.process({}, features[10:])
+    assert evaluator.evaluate() == verification_metrics(features, np.asarray(issame))
+    with pytest.raises(ValueError, match="not a pair set"):
+        FaceEvaluator.from_test_set(
+            None, test_set=SimpleNamespace(), num_query=0, dataset_name="x", output_dir=None
+        )

@@ -1,10 +1,9 @@
 """FastRetri: fine-grained image retrieval (CUB, Cars196, SOP, In-Shop, zero-shot Fashion-MNIST).
 
-Importing this package registers its datasets and ``RetriEvaluator`` (and, through FastCls,
-the Fashion-MNIST reader and ``build_small_resnet_backbone``).
+Importing this package registers its datasets and ``RetriEvaluator`` (the Fashion-MNIST reader
+and ``build_small_resnet_backbone`` it uses are the core's).
 """
 
-from ...FastCls import fastcls  # noqa: F401  (registers the small ResNet and Fashion-MNIST)
 from .config import add_retri_config
 from .datasets import (
     CUB,

@@ -16,8 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from fastreid.data.datasets import DATASET_REGISTRY, ImageDataset, resolve_datasets_root
 from fastreid.data.datasets.bases import DatasetNotFoundError
-
-from ...FastCls.fastcls.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from fastreid.data.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
     "CUB",

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 
 from fastreid.config import configurable
 from fastreid.evaluation import (
     EVALUATOR_REGISTRY,
-    DatasetEvaluator,
+    GatheringEvaluator,
     drop_unreadable,
     readable_rows,
 )
-from fastreid.utils import comm
 
 from .metrics import retrieval_metrics
 
@@ -25,7 +24,7 @@ logger = logging.getLogger("fastreid.projects.fastretri")  # under fastreid: rea
 
 
 @EVALUATOR_REGISTRY.register()
-class RetriEvaluator(DatasetEvaluator):
+class RetriEvaluator(GatheringEvaluator):
     """Image retrieval by cosine similarity of the model's features.
 
     The first ``num_query`` images are queries, the rest the gallery; when every image is a
@@ -73,33 +72,19 @@ class RetriEvaluator(DatasetEvaluator):
             "chunk_size": test.CHUNK_SIZE,
         }
 
-    def reset(self) -> None:
-        self._features: List[torch.Tensor] = []
-        self._labels: List[torch.Tensor] = []
-        self._readable: List[torch.Tensor] = []
-
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the batch's features (B, D) and ``targets`` (B,)."""
         if "targets" not in inputs:
             raise KeyError(f"RetriEvaluator needs 'targets' in each batch; got {sorted(inputs)}.")
-        self._features.append(outputs.detach().float().cpu())
-        self._labels.append(torch.as_tensor(inputs["targets"]).reshape(-1).long().cpu())
-        # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
-        self._readable.append(readable_rows(inputs, len(outputs)))
+        self.keep(
+            features=outputs.float(),
+            labels=torch.as_tensor(inputs["targets"]).reshape(-1).long(),
+            # Unreadable images (DATALOADER.SKIP_CORRUPT) are marked by the dataset; dropped later.
+            readable=readable_rows(inputs, len(outputs)),
+        )
 
-    def evaluate(self) -> OrderedDict[str, float]:
-        features, labels, readable = self._features, self._labels, self._readable
-        if comm.get_world_size() > 1:
-            comm.synchronize()
-            gathered = comm.gather((features, labels, readable), dst=0)
-            if not comm.is_main_process():
-                return OrderedDict()
-            features = [f for rank in gathered for f in rank[0]]
-            labels = [t for rank in gathered for t in rank[1]]
-            readable = [r for rank in gathered for r in rank[2]]
-        if not features:
-            raise RuntimeError("RetriEvaluator.evaluate() called before any process() call.")
-        feats, labs, keep = torch.cat(features), torch.cat(labels), torch.cat(readable)
+    def compute(self, collected: Dict[str, torch.Tensor]) -> OrderedDict[str, float]:
+        feats, labs, keep = collected["features"], collected["labels"], collected["readable"]
         if self.num_query < 1 or self.num_query > len(feats):
             raise ValueError(f"num_query={self.num_query} but {len(feats)} images were evaluated.")
         self_retrieval = self.num_query == len(feats)

@@ -1,7 +1,7 @@
 """Retrieval metrics: Recall@K and MAP@R over nearest neighbours found in bounded memory.
 
-Neighbours come from faiss (GPU when faiss has GPU support and CUDA is present, else CPU)
-or from chunked torch matrix products; either way only ``chunk_size`` queries are searched at
+Neighbours come from the core's search (``fastreid.evaluation.knn``: faiss on a GPU, chunked
+torch matrix products otherwise, or the ``backend`` asked for); either way only ``chunk_size`` queries are searched at
 a time, so memory stays at O(chunk_size x (gallery + k)) whatever the number of queries. The
 torch path finds each query's first relevant rank without sorting (Recall@K) and sorts only
 the R nearest items MAP@R needs.
@@ -18,108 +18,16 @@ from __future__ import annotations
 import logging
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastreid.utils.dependencies import require
+from fastreid.evaluation.knn import KNN_BACKENDS, nearest_neighbors, resolve_knn_backend
 
 __all__ = ["BACKENDS", "nearest_neighbors", "retrieval_metrics"]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "faiss", "torch")
-# faiss's GPU k-selection handles at most this many neighbours.
-_FAISS_GPU_MAX_K = 2048
-
-
-def _faiss():
-    try:
-        import faiss
-    except ImportError:
-        return None
-    return faiss
-
-
-def _faiss_gpu_available() -> bool:
-    faiss = _faiss()
-    return (
-        faiss is not None
-        and hasattr(faiss, "knn_gpu")
-        and torch.cuda.is_available()
-        and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
-    )
-
-
-def _resolve_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"Unknown retrieval backend {backend!r}; use one of {', '.join(BACKENDS)}."
-        )
-    if backend == "auto":
-        # faiss-cpu's k-selection was 3x slower than the torch path here (bench_retrieval.py:
-        # 10k x 10k, k = 1000); faiss is the default where it runs on a GPU.
-        return "faiss" if _faiss_gpu_available() else "torch"
-    if backend == "faiss" and _faiss() is None:
-        require("faiss", "The faiss retrieval backend (or use the torch backend)")
-    return backend
-
-
-def _faiss_knn(query: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
-    faiss = _faiss()
-    use_gpu = _faiss_gpu_available() and k <= _FAISS_GPU_MAX_K
-    if use_gpu:  # the current device, not a fixed device 0
-        resources = faiss.StandardGpuResources()
-        _, index = faiss.knn_gpu(
-            resources,
-            query,
-            gallery,
-            k,
-            metric=faiss.METRIC_INNER_PRODUCT,
-            device=torch.cuda.current_device(),
-        )
-    else:
-        _, index = faiss.knn(query, gallery, k, metric=faiss.METRIC_INNER_PRODUCT)
-    return index.astype(np.int64)
-
-
-def nearest_neighbors(
-    query: torch.Tensor,
-    gallery: torch.Tensor,
-    k: int,
-    query_index: Optional[torch.Tensor] = None,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """Indices (Q, k) of the k most similar gallery rows (inner product) of each query row.
-
-    ``query_index`` (Q,) gives, in self-retrieval, each query's own row in ``gallery``; that
-    row is excluded from its results. Inputs should be L2-normalised for cosine similarity.
-    """
-    num_candidates = len(gallery) - (1 if query_index is not None else 0)
-    if k > num_candidates:
-        raise ValueError(f"k={k} neighbours asked but only {num_candidates} candidates exist.")
-    backend = _resolve_backend(backend)
-    if backend == "faiss":
-        extra = 1 if query_index is not None else 0
-        index = torch.from_numpy(
-            _faiss_knn(
-                np.ascontiguousarray(query.float().cpu().numpy()),
-                np.ascontiguousarray(gallery.float().cpu().numpy()),
-                k + extra,
-            )
-        )
-        if query_index is None:
-            return index
-        own = index == query_index.view(-1, 1).to(index.device)
-        keep = ~own
-        # A query that is not among its own k+1 neighbours (k+1 exact duplicates) loses the
-        # last one instead, so every row keeps exactly k entries.
-        keep[~own.any(dim=1), -1] = False
-        return index[keep].view(len(query), k)
-    scores = query.float() @ gallery.float().T
-    if query_index is not None:
-        scores[torch.arange(len(query)), query_index.to(scores.device)] = float("-inf")
-    return scores.topk(k, dim=1).indices
+BACKENDS = KNN_BACKENDS
 
 
 def _torch_chunk(
@@ -189,7 +97,7 @@ def retrieval_metrics(
     num_relevant = torch.where(uniq[position] == q_labels, counts[position], 0)
     if self_retrieval:
         num_relevant = num_relevant - 1
-    backend = _resolve_backend(backend)
+    backend = resolve_knn_backend(backend)
     k_map = min(int(num_relevant.max()), num_candidates) if map_at_r else 0
     hits_at = {r: 0 for r in recalls}
     map_sum, map_count = 0.0, 0

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fastreid.data.datasets import DATASET_REGISTRY
-from projects.FastCls.tests.fastcls_fixtures import make_fashion_mnist
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from projects.FastRetri.fastretri import ListFileError
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fastreid.config import get_cfg
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from fastreid.engine import default_argument_parser
 from fastreid.engine.cli import main
-from projects.FastCls.tests.fastcls_fixtures import make_fashion_mnist
 from projects.FastRetri.fastretri import (
     RetriEvaluator,
     RetriTrainer,

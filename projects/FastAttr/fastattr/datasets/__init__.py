@@ -10,6 +10,7 @@ from .market_attr import (
     read_identity_attributes,
 )
 from .pa100k import PA100K, read_pa100k_annotation
+from .synthetic_mat import MARKET_ATTRIBUTE_FILE, MARKET_FIELDS, write_market_attribute_mat
 
 __all__ = [
     "AttrDataset",
@@ -24,4 +25,7 @@ __all__ = [
     "read_identity_attributes",
     "PA100K",
     "read_pa100k_annotation",
+    "MARKET_ATTRIBUTE_FILE",
+    "MARKET_FIELDS",
+    "write_market_attribute_mat",
 ]

@@ -10,7 +10,10 @@ import numpy as np
 
 from fastreid.data.datasets import DATASET_REGISTRY, parse_market_folder, resolve_datasets_root
 from fastreid.data.datasets.bases import Item
+from fastreid.data.datasets.synthetic import ATTRIBUTES_FILE
+from fastreid.data.synthetic import write_attribute_files
 
+from . import synthetic_mat  # noqa: F401  (registers market_attribute.mat with the generator)
 from .bases import AttrDataset, attribute_item
 
 __all__ = [
@@ -201,3 +204,9 @@ class SyntheticAttr(Market1501Attr):
     bounding_box_train/  bounding_box_test/
     market_attribute.mat
 """
+
+    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
+        folder = os.path.join(resolve_datasets_root(root), self.folders[0])
+        if os.path.isfile(os.path.join(folder, ATTRIBUTES_FILE)):
+            write_attribute_files(folder)  # a set generated before the writer was registered
+        super().__init__(root, combineall=combineall, verbose=verbose)

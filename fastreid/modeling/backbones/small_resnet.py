@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from fastreid.config import CfgNode
-from fastreid.modeling.backbones import BACKBONE_REGISTRY
-from fastreid.modeling.backbones.build import check_feat_dim
-from fastreid.modeling.backbones.resnet import BasicBlock
-from fastreid.modeling.layers.batch_norm import get_norm
+
+from ..layers.batch_norm import get_norm
+from .build import BACKBONE_REGISTRY, check_feat_dim
+from .resnet import BasicBlock
 
 __all__ = ["SmallResNet", "build_small_resnet_backbone"]
 

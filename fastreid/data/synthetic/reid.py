@@ -12,7 +12,8 @@ Output (``<root>/SyntheticReID/``)::
     query/               one image per (test identity, camera)
     bounding_box_test/   the rest, plus distractors (0000_...) and junk (-1_...)
     attributes.json      {"attribute_names": [...], "identities": {"0001": {"hat": 0, ...}}}
-    market_attribute.mat the same labels in Market1501-attribute form (see below)
+    (and the registered attribute files: the same labels in other formats, see
+    ``register_attribute_writer``)
 
 Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --seed 0``.
 """
@@ -20,7 +21,6 @@ Command line: ``python -m fastreid.data.synthetic --output DIR --num-ids 300 --s
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -36,8 +36,8 @@ from PIL import Image, ImageFilter
 from fastreid.utils.errors import exit_on_bad_input
 from fastreid.utils.file_io import ensure_dir
 
-from .datasets.bases import resolve_datasets_root
-from .datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
+from ..datasets.bases import resolve_datasets_root
+from ..datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
 
 logger = logging.getLogger(__name__)
 
@@ -113,60 +113,47 @@ class Identity:
         return {name: int(values[name]) for name in ATTRIBUTE_NAMES}
 
 
-# Market1501-attribute field of each generated attribute, and the value that field takes when
-# the attribute is present (Market codes binary fields as 1 = no, 2 = yes; for ``hair``, ``up``,
-# ``down`` and ``clothes`` the two values mean short/long hair, long/short sleeves, long/short
-# lower-body clothing and dress/pants). Colors and patterns Market lacks keep Market's naming.
-MARKET_FIELDS: Dict[str, Tuple[str, int]] = {
-    "hat": ("hat", 2),
-    "backpack": ("backpack", 2),
-    "handbag": ("handbag", 2),
-    "long_hair": ("hair", 2),
-    "short_sleeve": ("up", 2),
-    "lower_short": ("down", 2),
-    "skirt": ("clothes", 1),
-    "upper_striped": ("upstriped", 2),
-    "upper_checked": ("upchecked", 2),
-    "logo": ("logo", 2),
-    **{f"upper_{c}": (f"up{c}", 2) for c in COLOR_NAMES},
-    **{f"lower_{c}": (f"down{c}", 2) for c in COLOR_NAMES},
-}
-MARKET_ATTRIBUTE_FILE = "market_attribute.mat"
-_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by fastreid.data.synthetic"
-_MAT_HEADER_BYTES = 116
+# Extra attribute files of the set, by file name: ``writer(path, attributes, train_pids,
+# test_pids)`` with ``attributes[pid]`` the {attribute name: 0/1} of each identity. A package
+# that reads the attributes in another format registers its writer here
+# (:func:`register_attribute_writer`); the set then carries that file too.
+AttributeWriter = Callable[[str, Dict[int, Dict[str, int]], List[int], List[int]], None]
+ATTRIBUTE_WRITERS: Dict[str, AttributeWriter] = {}
 
 
-def write_market_attribute_mat(
-    path: str, attributes: Dict[int, Dict[str, int]], train_pids: List[int], test_pids: List[int]
-) -> None:
-    """Write per-identity attributes as Market1501-attribute's ``market_attribute.mat``.
+def register_attribute_writer(filename: str, writer: AttributeWriter) -> None:
+    """Have every synthetic set carry ``filename``, written by ``writer`` from its attributes
+    (sets generated before are completed by :func:`ensure_synthetic_dataset`)."""
+    ATTRIBUTE_WRITERS[filename] = writer
 
-    The file holds a struct ``market_attribute`` with ``train`` and ``test`` structs; each has
-    one 1 x n row per attribute field (values 1/2, see :data:`MARKET_FIELDS`) and
-    ``image_index``, the zero-padded identity of each column.
-    """
-    from scipy.io import savemat
 
-    def split(pids: List[int]) -> Dict[str, np.ndarray]:
-        fields: Dict[str, np.ndarray] = {}
-        for name, (field, present) in MARKET_FIELDS.items():
-            absent = 3 - present
-            fields[field] = np.array(
-                [[present if attributes[p][name] else absent for p in pids]], dtype=np.float64
-            )
-        index = np.empty((1, len(pids)), dtype=object)
-        index[0, :] = [f"{p:04d}" for p in pids]
-        fields["image_index"] = index
-        return fields
+def _split_pids(identities: Dict[str, Dict[str, int]]) -> Tuple[List[int], List[int]]:
+    pids = sorted(int(p) for p in identities)
+    num_train = len(pids) // 2  # the first half of the ids train (see generate_synthetic_dataset)
+    return pids[:num_train], pids[num_train:]
 
-    buffer = io.BytesIO()
-    savemat(buffer, {"market_attribute": {"train": split(train_pids), "test": split(test_pids)}})
-    data = bytearray(buffer.getvalue())
-    # savemat stamps the time into the 116-byte header text; a fixed text keeps the file the
-    # same for the same seed.
-    data[:_MAT_HEADER_BYTES] = _MAT_HEADER.ljust(_MAT_HEADER_BYTES, b" ")
-    with open(path, "wb") as f:
-        f.write(bytes(data))
+
+def write_attribute_files(dataset_dir: str, only_missing: bool = True) -> List[str]:
+    """Write the registered attribute files into ``dataset_dir`` from its ``attributes.json``
+    (each to a temporary name, then renamed); returns the paths written."""
+    with open(os.path.join(dataset_dir, ATTRIBUTES_FILE)) as f:
+        identities = json.load(f)["identities"]
+    train_pids, test_pids = _split_pids(identities)
+    attributes = {int(p): values for p, values in identities.items()}
+    written = []
+    for filename, writer in ATTRIBUTE_WRITERS.items():
+        path = os.path.join(dataset_dir, filename)
+        if only_missing and os.path.exists(path):
+            continue
+        partial = f"{path}.tmp{os.getpid()}"
+        try:
+            writer(partial, attributes, train_pids, test_pids)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+        written.append(path)
+    return written
 
 
 @dataclass
@@ -533,12 +520,13 @@ def generate_synthetic_dataset(
             "attribute_names": ATTRIBUTE_NAMES,
             "identities": {f"{pid:04d}": people[pid].attributes() for pid in range(1, num_ids + 1)},
         }
-        write_market_attribute_mat(
-            os.path.join(work_dir, MARKET_ATTRIBUTE_FILE),
-            {pid: people[pid].attributes() for pid in range(1, num_ids + 1)},
-            train_pids=list(range(1, num_train_ids + 1)),
-            test_pids=list(range(num_train_ids + 1, num_ids + 1)),
-        )
+        for filename, writer in ATTRIBUTE_WRITERS.items():
+            writer(
+                os.path.join(work_dir, filename),
+                {pid: people[pid].attributes() for pid in range(1, num_ids + 1)},
+                list(range(1, num_train_ids + 1)),
+                list(range(num_train_ids + 1, num_ids + 1)),
+            )
         # Written last: its presence marks a complete dataset.
         with open(os.path.join(work_dir, ATTRIBUTES_FILE), "w") as f:
             json.dump(attributes, f, indent=1)
@@ -561,8 +549,8 @@ def ensure_synthetic_dataset(root: Optional[str] = None, **sizes) -> str:
     """
     root = resolve_datasets_root(root)
     path = os.path.join(root, DATASET_FOLDER)
-    complete = [os.path.join(path, name) for name in (ATTRIBUTES_FILE, MARKET_ATTRIBUTE_FILE)]
-    if all(os.path.exists(p) for p in complete):
+    if os.path.exists(os.path.join(path, ATTRIBUTES_FILE)):
+        write_attribute_files(path)  # files registered since the set was generated
         return path
     start = time.perf_counter()
     generate_synthetic_dataset(root, **sizes)
@@ -571,7 +559,10 @@ def ensure_synthetic_dataset(root: Optional[str] = None, **sizes) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the synthetic re-ID dataset.")
+    parser = argparse.ArgumentParser(
+        prog="python -m fastreid.data.synthetic",
+        description="Generate the synthetic re-ID dataset.",
+    )
     parser.add_argument(
         "--output", default=None, help="datasets root (default $FASTREID_DATASETS or ./datasets)"
     )

@@ -15,9 +15,9 @@ from torchvision.models import mobilenet_v2, mobilenet_v3_large, mobilenet_v3_sm
 
 from fastreid.config import CfgNode
 
-from .build import BACKBONE_REGISTRY
-from .pretrained import load_backbone_pretrain
-from .torchvision_utils import norm_factory, set_last_stride
+from ..build import BACKBONE_REGISTRY
+from ..pretrained import load_backbone_pretrain
+from .utils import norm_factory, set_last_stride
 
 __all__ = [
     "MobileNetFeatures",

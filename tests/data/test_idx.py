@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from projects.FastCls.fastcls.idx import IdxFileError, read_idx, write_idx
+from fastreid.data.idx import IdxFileError, read_idx, write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -13,10 +13,10 @@ from torchvision.models.efficientnet import MBConv, MBConvConfig
 
 from fastreid.config import CfgNode
 
-from .build import BACKBONE_REGISTRY
+from ..build import BACKBONE_REGISTRY
+from ..pretrained import load_backbone_pretrain
 from .mobilenet import MobileNetFeatures, drop_classifier
-from .pretrained import load_backbone_pretrain
-from .torchvision_utils import norm_factory, set_last_stride
+from .utils import norm_factory, set_last_stride
 
 __all__ = ["build_efficientnet_backbone", "efficientnet_features", "lite_key_mapper"]
 

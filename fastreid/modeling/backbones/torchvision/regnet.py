@@ -14,9 +14,9 @@ from torchvision.models import regnet as tv_regnet
 
 from fastreid.config import CfgNode
 
-from .build import BACKBONE_REGISTRY
-from .pretrained import load_backbone_pretrain
-from .torchvision_utils import norm_factory
+from ..build import BACKBONE_REGISTRY
+from ..pretrained import load_backbone_pretrain
+from .utils import norm_factory
 
 __all__ = ["RegNetFeatures", "build_torchvision_regnet_backbone", "REGNET_DEPTHS"]
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..layers.batch_norm import get_norm
+from ...layers.batch_norm import get_norm
 
 __all__ = ["norm_factory", "set_last_stride"]
 

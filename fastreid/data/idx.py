@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import gzip
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from fastreid.utils.errors import BadInputError
 
-__all__ = ["IdxFileError", "read_idx", "write_idx"]
+__all__ = ["IDX_REF_SEPARATOR", "IdxFileError", "cached_idx", "idx_image", "read_idx", "write_idx"]
+
+# Images that live inside an idx file are named "<idx file>#<row>" in the item lists.
+IDX_REF_SEPARATOR = "#"
+
 
 # idx type code -> numpy dtype (multi-byte types are big-endian in the file).
 _IDX_TYPES: Dict[int, np.dtype] = {
@@ -82,3 +86,23 @@ def write_idx(path: str, array: np.ndarray, compress: bool = False) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with gzip.open(path, "wb") if compress else open(path, "wb") as f:
         f.write(payload)
+
+
+# Decoded idx files of this process, by path (a training run reads each once).
+_IDX_CACHE: Dict[str, np.ndarray] = {}
+
+
+def cached_idx(path: str) -> np.ndarray:
+    array = _IDX_CACHE.get(path)
+    if array is None:
+        array = _IDX_CACHE[path] = read_idx(path)
+    return array
+
+
+def idx_image(ref: str) -> Optional[np.ndarray]:
+    """The (H, W) or (H, W, C) uint8 image an ``"<idx file>#<row>"`` reference names, or None
+    when ``ref`` is a plain file path."""
+    path, sep, row = ref.rpartition(IDX_REF_SEPARATOR)
+    if not sep or not row.isdigit() or "idx" not in os.path.basename(path):
+        return None
+    return cached_idx(path)[int(row)]
