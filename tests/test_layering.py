@@ -23,7 +23,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("fastreid.data", "fastreid.modeling", "fastreid.solver", "fastreid.evaluation"),
     ("fastreid.predictor",),
     ("fastreid.engine", "fastreid.export"),
-    ("tools", "benchmarks", "projects.*"),
+    # fastreid.console runs the tools (installed as fastreid.tools) as console scripts.
+    ("tools", "benchmarks", "projects.*", "fastreid.console"),
 )
 # Folders whose files are checked (tests/ itself may import anything to test it; the projects'
 # own tests belong to their project and follow its rule).

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from fastreid.utils.dependencies import require
+from fastreid.utils.dependencies import MissingDependencyError, install_hint
 
 __all__ = ["KNN_BACKENDS", "faiss_module", "nearest_neighbors", "resolve_knn_backend"]
 
@@ -50,7 +50,10 @@ def resolve_knn_backend(backend: str = "auto") -> str:
     if backend == "auto":
         return "faiss" if faiss_gpu_available() else "torch"
     if backend == "faiss" and faiss_module() is None:
-        require("faiss", "The faiss nearest-neighbour backend (or use the torch backend)")
+        raise MissingDependencyError(
+            f"The faiss nearest-neighbour backend needs faiss: {install_hint('faiss')}; "
+            "or use the torch backend."
+        )
     return backend
 
 

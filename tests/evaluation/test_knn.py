@@ -24,7 +24,7 @@ def test_auto_takes_faiss_only_on_a_gpu(monkeypatch):
     with pytest.raises(ValueError, match="use one of auto, faiss, torch"):
         knn.resolve_knn_backend("annoy")
     monkeypatch.setattr(knn, "faiss_module", lambda: None)
-    with pytest.raises(ImportError, match=r"pip install 'fastreid\[faiss\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e \"\.\[faiss\]\""):
         knn.resolve_knn_backend("faiss")
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fastreid.data.synthetic.fashion_mnist import write_fashion_mnist_like as make_fashion_mnist
 from fastreid.engine.cli import main_reporting_bad_input
 
 from ..fastcls import ClsTrainer
-from .fastcls_fixtures import make_fashion_mnist
 from .test_fastcls_train import _args
 
 
@@ -17,7 +17,6 @@ def test_num_classes_that_does_not_match_the_data_is_one_error(
 ):
     monkeypatch.delenv("FASTREID_DEBUG", raising=False)
     make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=2, test_per_class=1)
-    ClsTrainer.class_names = None
     args = _args(tmp_path, tmp_path / "run", "MODEL.HEADS.NUM_CLASSES", str(num_classes))
     with pytest.raises(SystemExit) as info:
         main_reporting_bad_input(args, ClsTrainer)
