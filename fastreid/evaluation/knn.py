@@ -51,7 +51,8 @@ def resolve_knn_backend(backend: str = "auto") -> str:
         return "faiss" if faiss_gpu_available() else "torch"
     if backend == "faiss" and faiss_module() is None:
         raise MissingDependencyError(
-            f"The faiss nearest-neighbour backend needs faiss: {install_hint('faiss')}; "
+            "The faiss nearest-neighbour backend needs faiss (fastreid's 'faiss' extra): "
+            f"{install_hint('faiss')}; "
             "or use the torch backend."
         )
     return backend

@@ -66,15 +66,14 @@ def test_every_extra_named_exists_in_pyproject():
 
 
 def test_the_callers_report_the_extra(monkeypatch, capsys):
-    from fastreid.evaluation import visualizer
-    from projects.FastRetri.fastretri import metrics
+    from fastreid.evaluation import knn, visualizer
     from projects.FastTune.fasttune import search
 
     _missing(monkeypatch, "cv2", "faiss", "ray")
     with pytest.raises(MissingDependencyError, match=r"'deploy' extra"):
         visualizer._load_thumbnail("", (8, 4))
     with pytest.raises(MissingDependencyError, match=r"'faiss' extra"):
-        metrics._resolve_backend("faiss")
+        knn.resolve_knn_backend("faiss")
     with pytest.raises(MissingDependencyError, match=r"'tune' extra"):
         search.connect_ray("")
     for algo, module in (("hyperopt", "hyperopt"), ("optuna", "optuna"), ("bohb", "hpbandster")):
