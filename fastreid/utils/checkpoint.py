@@ -346,6 +346,18 @@ class Checkpointer:
         self.logger.info(f"Loading checkpoint from {path}")
         return self._load_checkpoint(load_checkpoint_file(path), path, checkpointables)
 
+    def load_from(
+        self,
+        checkpoint: Dict[str, Any],
+        source: str,
+        checkpointables: Optional[Iterable[str]] = None,
+    ) -> Dict[str, Any]:
+        """:meth:`load` for a checkpoint already read by :func:`load_checkpoint_file` (so a
+        caller that inspects it first reads the file once); ``source`` names it in messages.
+        The ``model`` entry is consumed; returns the entries not consumed."""
+        self.logger.info(f"Loading checkpoint from {source}")
+        return self._load_checkpoint(dict(checkpoint), source, checkpointables)
+
     def _load_checkpoint(
         self, checkpoint: Dict[str, Any], path: str, checkpointables: Optional[Iterable[str]]
     ) -> Dict[str, Any]:

@@ -81,8 +81,8 @@ class TuneReportHook(hooks.EvalHook):
         super()._do_eval()
         trainer = self.trainer
         tests = list(trainer.cfg.DATASETS.TESTS)
-        # checkpoint_state gathers the RNG states of every process: all of them call it.
-        state = trainer.checkpoint_state()
+        # state_dict gathers the RNG states of every process: all of them call it.
+        state = trainer.state_dict()
         checkpoint_dir = None
         metrics: Dict[str, float] = {}
         if comm.is_main_process():
@@ -127,10 +127,7 @@ class TuneTrainer(DefaultTrainer):
                     lambda: self.test(self.cfg, self.model),
                     self._report,
                 )
-                self._eval_hook = hook
             result.append(hook)
-        self._checkpoint_hook = None
-        self._best_hook = None
         return result
 
 
