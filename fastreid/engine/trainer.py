@@ -13,7 +13,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from fastreid.config import CfgNode
 from fastreid.modeling.compat import map_fastreid_state_dict
@@ -26,7 +25,8 @@ from fastreid.utils.logger import setup_logger
 from fastreid.utils.precision_bn import get_bn_modules
 
 from . import hooks
-from .buffer_sync import average_buffers
+from .buffer_sync import average_buffers, wrap_ddp
+from .evaluate import check_test_sets, evaluate_test_sets
 from .precision import autocast_dtype
 from .setup import use_available_device, write_run_config
 from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase, merge_state
@@ -452,19 +452,7 @@ class DefaultTrainer(TrainerBase):
         training: a misspelled name, a missing folder, an empty query or gallery, or a test
         set without any true match is one error now rather than at the first evaluation.
         Evaluators check their own needs in ``check_test_set(test_set, dataset_name)``."""
-        for dataset_name in cfg.DATASETS.TESTS:
-            try:
-                built = cls.build_evaluator(cfg, dataset_name, output_dir=None)
-            except NotImplementedError:
-                continue  # test() warns about it
-            if isinstance(built, tuple):
-                data_loader, evaluator = built
-            else:
-                evaluator = built
-                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
-            check = getattr(evaluator, "check_test_set", None)
-            if check is not None:
-                check(getattr(data_loader, "dataset", None), dataset_name)
+        check_test_sets(cls, cfg)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:
@@ -472,42 +460,7 @@ class DefaultTrainer(TrainerBase):
         return the results: ``{metric: value}`` for one test set, else
         ``{dataset: {metric: value}}`` (FastReID's convention). Results are complete on the
         main process; other processes take part in feature extraction."""
-        from fastreid.evaluation import inference_on_dataset, print_csv_format
-
-        log = logging.getLogger("fastreid")
-        results: OrderedDict[str, Any] = OrderedDict()
-        for dataset_name in cfg.DATASETS.TESTS:
-            log.info(f"Prepare testing set {dataset_name}")
-            try:
-                built = cls.build_evaluator(cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None)
-            except NotImplementedError:
-                log.warning(
-                    f"No evaluator for {dataset_name}; implement build_evaluator() to test it."
-                )
-                results[dataset_name] = {}
-                continue
-            if isinstance(built, tuple):
-                data_loader, evaluator = built
-            else:  # an override that returns only the evaluator
-                evaluator = built
-                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
-            results_i = inference_on_dataset(
-                model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
-            )
-            if comm.is_main_process() and results_i and "metric" not in results_i:
-                raise KeyError(
-                    f"{type(evaluator).__name__} returned no 'metric' entry for {dataset_name} "
-                    f"(got {sorted(results_i)}); every evaluator reports 'metric', the value "
-                    "model_best is chosen by."
-                )
-            results[dataset_name] = results_i
-        if comm.is_main_process():
-            printable = OrderedDict((name, res) for name, res in results.items() if res)
-            if printable:
-                print_csv_format(printable)
-        if len(results) == 1:
-            return OrderedDict(list(results.values())[0])
-        return results
+        return evaluate_test_sets(cls, cfg, model)
 
     # Set True in a subclass whose model leaves some parameters without a gradient in a
     # step (DDP then searches the graph for them every iteration, which costs time).
@@ -518,19 +471,4 @@ class DefaultTrainer(TrainerBase):
         """DistributedDataParallel when several processes run. Frozen layers still receive
         gradients (see LayerFreeze), so ``find_unused_parameters`` stays off unless a
         subclass sets :attr:`find_unused_parameters`."""
-        if comm.get_world_size() == 1:
-            return model
-        find_unused = cls.find_unused_parameters
-        device = torch.device(cfg.MODEL.DEVICE)
-        if device.type == "cuda":
-            local = comm.get_local_rank()
-            return DistributedDataParallel(
-                model,
-                device_ids=[local],
-                output_device=local,
-                broadcast_buffers=False,
-                find_unused_parameters=find_unused,
-            )
-        return DistributedDataParallel(
-            model, broadcast_buffers=False, find_unused_parameters=find_unused
-        )
+        return wrap_ddp(model, torch.device(cfg.MODEL.DEVICE), cls.find_unused_parameters)
