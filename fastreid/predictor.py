@@ -262,14 +262,15 @@ class FeatureExtractor:
             if device is not None:
                 model = model.to(resolve_device(device))
         elif isinstance(model_or_cfg, CfgNode):
-            model = build_model_from_cfg(model_or_cfg, device)
+            model, cfg = build_inference_model(model_or_cfg, device)
         else:
             path = Path(model_or_cfg)
             if path.suffix in (".yml", ".yaml"):
                 model = build_model_from_config(path, device=device)
             else:
                 model = load_model(path, device=device)
-        cfg = getattr(model, "cfg", None)
+        if not isinstance(model_or_cfg, CfgNode):
+            cfg = getattr(model, "cfg", None)  # set by load_model / build_model_from_config
         if size is None:
             size = tuple(cfg.INPUT.SIZE_TEST) if cfg is not None else (256, 128)
         if batch_size < 1:
