@@ -92,6 +92,13 @@ class DefaultTrainer(TrainerBase):
 
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        # Every derived value is in now: from here on the run's config does not change.
+        cfg.freeze()
+        self.cfg = cfg
+        logger.info(
+            f"Derived config values: MODEL.DEVICE={cfg.MODEL.DEVICE}, SEED={cfg.SEED}, "
+            f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES}"
+        )
         self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
         if self.iters_per_epoch < 1:
             raise ValueError(
@@ -121,8 +128,6 @@ class DefaultTrainer(TrainerBase):
         self.start_epoch = 0
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.max_iter = self.max_epoch * self.iters_per_epoch
-        cfg.freeze()
-        self.cfg = cfg
         self.register_hooks(self.build_hooks())
         write_run_config(cfg)
 

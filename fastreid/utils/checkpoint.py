@@ -199,17 +199,22 @@ class Checkpointer:
         return f"{os.path.splitext(path)[0]}_rank{rank}.pth"
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, name: str, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
+    def save(
+        self, name: str, *, tag_last: bool = True, folder: Optional[str] = None, **extra: Any
+    ) -> Optional[str]:
         """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it (unless
         ``tag_last`` is False: model_best is a copy, not a step of the resume chain).
 
+        ``folder`` writes to that folder instead of ``save_dir`` (with its own
+        ``last_checkpoint``), e.g. a copy of the run's state handed to a search.
         ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
         be tensors, numbers, strings or containers of those. Returns the path (``None`` when
         this process does not save). With ``per_rank_state``, every process must call it.
         """
-        if not self.save_dir:
+        folder = self.save_dir if folder is None else folder
+        if not folder:
             return None
-        path = os.path.join(self.save_dir, f"{name}.pth")
+        path = os.path.join(folder, f"{name}.pth")
         if self.per_rank_state:
             shard = {key: obj.state_dict() for key, obj in self.per_rank_state.items()}
             shard["world_size"] = comm.get_world_size()
@@ -224,7 +229,7 @@ class Checkpointer:
         data.update(extra)
         self._write(data, path)
         if tag_last:
-            self.tag_last_checkpoint(os.path.basename(path))
+            atomic_write_text(os.path.join(folder, LAST_CHECKPOINT), os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
         return path
 

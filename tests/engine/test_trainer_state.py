@@ -199,3 +199,21 @@ def test_best_metric_resumes_from_model_best_when_it_is_higher(synthetic_root, t
     os.remove(tmp_path / "model_best.pth")
     best.load_state_dict({})
     assert best.best_metric is None
+
+
+def test_a_checkpoint_can_be_saved_to_another_folder(tmp_path):
+    model = _Regression()
+    checkpointer = Checkpointer(model, str(tmp_path / "run"), save_to_disk=True)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "copy").mkdir()
+    path = checkpointer.save("checkpoint", folder=str(tmp_path / "copy"), epoch=3)
+    assert path == str(tmp_path / "copy" / "checkpoint.pth")
+    assert list((tmp_path / "run").iterdir()) == []  # the run's own folder is untouched
+    assert checkpointer.save_dir == str(tmp_path / "run")
+
+    other = _Regression()
+    reader = Checkpointer(other, str(tmp_path / "copy"))
+    assert reader.get_checkpoint_file() == path
+    assert reader.resume_or_load("", resume=True)["epoch"] == 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)

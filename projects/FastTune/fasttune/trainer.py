@@ -89,13 +89,7 @@ class TuneReportHook(hooks.EvalHook):
             metrics = trial_metrics(self.latest_results, tests[0] if tests else "")
             metrics["epoch"] = trainer.epoch + 1
             checkpoint_dir = tempfile.mkdtemp(prefix="fasttune-ckpt-")
-            checkpointer = trainer.checkpointer
-            save_dir = checkpointer.save_dir
-            checkpointer.save_dir = checkpoint_dir
-            try:
-                checkpointer.save(CHECKPOINT_NAME, **state)
-            finally:
-                checkpointer.save_dir = save_dir
+            trainer.checkpointer.save(CHECKPOINT_NAME, folder=checkpoint_dir, **state)
         try:
             self._report(metrics, checkpoint_dir)
         finally:
