@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,13 +23,14 @@ from torch import nn
 
 from fastreid.config import CfgNode, get_cfg
 from fastreid.data.data_utils import read_image
-from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.checkpoint import Checkpointer, load_checkpoint_file
 from fastreid.utils.env import resolve_device
 from fastreid.utils.progress import progress_bar
 
 __all__ = [
     "FeatureExtractor",
     "ImageInput",
+    "build_inference_model",
     "build_model_from_cfg",
     "build_model_from_config",
     "load_model",
@@ -52,32 +53,31 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _load_weights(model: nn.Module, weights: str) -> None:
-    from fastreid.modeling.compat import map_fastreid_state_dict
-
-    path = Path(weights)
-    if not path.is_file():
+def _read_weights(weights: str) -> Dict[str, Any]:
+    """The checkpoint ``MODEL.WEIGHTS`` names, read once (``torch.load(weights_only=True)``)."""
+    if not Path(weights).is_file():
         raise FileNotFoundError(
             f"MODEL.WEIGHTS '{weights}' does not exist. Pass the checkpoint of a trained model, "
             "e.g. --opts MODEL.WEIGHTS logs/<run>/model_final.pth (or leave MODEL.WEIGHTS empty "
             "for random weights)."
         )
-    Checkpointer(model, key_mapper=map_fastreid_state_dict).load(str(path))
+    return load_checkpoint_file(weights)
 
 
-def build_model_from_cfg(
+def build_inference_model(
     cfg: CfgNode,
     device: Optional[Union[str, torch.device]] = None,
     build_fn: Optional[Callable[[CfgNode], nn.Module]] = None,
-) -> nn.Module:
-    """Build ``cfg``'s model for inference: load ``cfg.MODEL.WEIGHTS`` (when set), eval mode.
+) -> Tuple[nn.Module, CfgNode]:
+    """Build ``cfg``'s model for inference: ``(eval-mode model, the frozen config it was
+    built from)``. ``cfg`` itself is left as it is.
 
     The one way every inference path builds a model (``--eval-only``, the export and
-    visualisation tools, :class:`FeatureExtractor`). The backbone's ImageNet initialisation
-    is skipped: a full checkpoint replaces it, and an empty ``MODEL.WEIGHTS`` gives random
-    weights (useful to test exports). The classifier, unused at inference, is sized like
-    the checkpoint's so loading reports no spurious mismatch. The config actually used is
-    ``model.cfg``.
+    visualisation tools, :class:`FeatureExtractor`). ``MODEL.WEIGHTS`` (when set) is read
+    once. The backbone's ImageNet initialisation is skipped: a full checkpoint replaces it,
+    and an empty ``MODEL.WEIGHTS`` gives random weights (useful to test exports). The
+    classifier, unused at inference, is sized like the checkpoint's so loading reports no
+    spurious mismatch; the returned config records that size and the device.
 
     Args:
         device: where to put the model (default ``MODEL.DEVICE``; CPU when CUDA is absent).
@@ -85,7 +85,7 @@ def build_model_from_cfg(
             a project passes its ``Trainer.build_model``).
     """
     from fastreid.modeling import build_model
-    from fastreid.modeling.compat import num_classes_in_checkpoint
+    from fastreid.modeling.compat import map_fastreid_state_dict, num_classes_in_checkpoint
 
     build_fn = build_fn or build_model
     cfg = cfg.clone()
@@ -93,19 +93,31 @@ def build_model_from_cfg(
     cfg.MODEL.BACKBONE.PRETRAIN = False
     target = resolve_device(device if device is not None else cfg.MODEL.DEVICE)
     cfg.MODEL.DEVICE = str(target)
-    if cfg.MODEL.WEIGHTS and not Path(cfg.MODEL.WEIGHTS).is_file():
-        _load_weights(nn.Module(), cfg.MODEL.WEIGHTS)  # raises the missing-weights error early
-    if cfg.MODEL.WEIGHTS and cfg.MODEL.HEADS.NUM_CLASSES == 0:
+    checkpoint = _read_weights(cfg.MODEL.WEIGHTS) if cfg.MODEL.WEIGHTS else None
+    if checkpoint is not None and cfg.MODEL.HEADS.NUM_CLASSES == 0:
         # The classifier is unused at inference; size it like the checkpoint's.
-        cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(cfg.MODEL.WEIGHTS)
+        cfg.MODEL.HEADS.NUM_CLASSES = num_classes_in_checkpoint(checkpoint)
     model = build_fn(cfg)
-    if cfg.MODEL.WEIGHTS:
-        _load_weights(model, cfg.MODEL.WEIGHTS)
+    cfg.freeze()
+    if checkpoint is not None:
+        checkpointer = Checkpointer(model, key_mapper=map_fastreid_state_dict)
+        checkpointer.load_from(checkpoint, cfg.MODEL.WEIGHTS, checkpointables=[])
     else:
         logger.warning("MODEL.WEIGHTS is empty: the model has random weights.")
-    cfg.freeze()
     model.to(target).eval()
-    model.cfg = cfg  # kept for FeatureExtractor (input size)
+    return model, cfg
+
+
+def build_model_from_cfg(
+    cfg: CfgNode,
+    device: Optional[Union[str, torch.device]] = None,
+    build_fn: Optional[Callable[[CfgNode], nn.Module]] = None,
+) -> nn.Module:
+    """The model of :func:`build_inference_model`. For the callers that read the config
+    back from ``model.cfg`` (the export and visualisation tools), it is also kept there;
+    new code takes the config from :func:`build_inference_model` instead."""
+    model, used_cfg = build_inference_model(cfg, device, build_fn)
+    model.cfg = used_cfg
     return model
 
 
@@ -251,14 +263,15 @@ class FeatureExtractor:
             if device is not None:
                 model = model.to(resolve_device(device))
         elif isinstance(model_or_cfg, CfgNode):
-            model = build_model_from_cfg(model_or_cfg, device)
+            model, cfg = build_inference_model(model_or_cfg, device)
         else:
             path = Path(model_or_cfg)
             if path.suffix in (".yml", ".yaml"):
                 model = build_model_from_config(path, device=device)
             else:
                 model = load_model(path, device=device)
-        cfg = getattr(model, "cfg", None)
+        if not isinstance(model_or_cfg, CfgNode):
+            cfg = getattr(model, "cfg", None)  # set by load_model / build_model_from_config
         if size is None:
             size = tuple(cfg.INPUT.SIZE_TEST) if cfg is not None else (256, 128)
         if batch_size < 1:

@@ -178,7 +178,8 @@ def build_reid_train_loader(
         num_workers=num_workers,
         collate_fn=fast_batch_collator,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=num_workers > 0,
+        # Not persistent: training draws each epoch through fresh workers seeded from
+        # (seed, epoch) (fastreid.engine.data_stream), which --resume replays exactly.
         prefetch_factor=4 if num_workers > 0 else None,
     )
 

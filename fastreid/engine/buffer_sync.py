@@ -1,4 +1,5 @@
-"""Keeping the processes of a DDP run on one model: averaging BN statistics each epoch."""
+"""Keeping the processes of a DDP run on one model: the DDP wrapper, and averaging BN
+statistics each epoch."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import List
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import unwrap_model
 
-__all__ = ["PER_RANK_ATTR", "average_buffers", "averaged_buffers"]
+__all__ = ["PER_RANK_ATTR", "average_buffers", "averaged_buffers", "wrap_ddp"]
 
 PER_RANK_ATTR = "per_rank_state"
 
@@ -58,3 +60,22 @@ def average_buffers(model: nn.Module) -> None:
         n = b.numel()
         b.copy_(flat[offset : offset + n].view_as(b))
         offset += n
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, find_unused_parameters: bool) -> nn.Module:
+    """``model`` in DistributedDataParallel when several processes run (else as it is).
+    Buffers are not broadcast each step: :func:`average_buffers` syncs them per epoch."""
+    if comm.get_world_size() == 1:
+        return model
+    if device.type == "cuda":
+        local = comm.get_local_rank()
+        return DistributedDataParallel(
+            model,
+            device_ids=[local],
+            output_device=local,
+            broadcast_buffers=False,
+            find_unused_parameters=find_unused_parameters,
+        )
+    return DistributedDataParallel(
+        model, broadcast_buffers=False, find_unused_parameters=find_unused_parameters
+    )

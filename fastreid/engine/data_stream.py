@@ -5,14 +5,15 @@ same data as an uninterrupted run, the trainer draws each epoch's batches throug
 :class:`EpochDataStream`: the index batches come from one persistent pass over the loader's
 batch sampler (skipped ahead cheaply on resume — indices only, no image is decoded) and the
 worker processes of each epoch are seeded from ``(seed, epoch)``, so augmentations do not
-depend on how many epochs this process has run.
+depend on how many epochs this process has run. The workers are therefore started anew every
+epoch (never persistent): their seeds are part of what a resumed run replays.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -52,6 +53,17 @@ class EpochDataStream:
             if self._batch_indices is not None:
                 raise RuntimeError("The sampler seed must be set before the first epoch starts.")
             sampler.seed = int(value)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """``data_seed`` (the per-epoch worker seeds' base) and ``sampler_seed``."""
+        return {"data_seed": self.seed, "sampler_seed": self.sampler_seed}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Take the seeds back (before the first epoch starts); absent keys keep their value."""
+        if state.get("data_seed") is not None:
+            self.seed = int(state["data_seed"])
+        if state.get("sampler_seed") is not None:
+            self.sampler_seed = int(state["sampler_seed"])
 
     def _sampler(self) -> Any:
         batch_sampler = getattr(self.loader, "batch_sampler", None)

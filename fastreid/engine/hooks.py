@@ -14,7 +14,12 @@ import torch
 from torch import nn
 
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer, unwrap_model
+from fastreid.utils.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint_file,
+    unwrap_model,
+)
 from fastreid.utils.env import preserve_rng_state
 from fastreid.utils.events import EventWriter
 from fastreid.utils.precision_bn import get_bn_modules, update_bn_stats
@@ -274,26 +279,15 @@ class EvalHook(HookBase):
 
 class PeriodicCheckpointer(HookBase):
     """Saves ``model_{epoch:04d}.pth`` every ``period`` epochs and ``model_final.pth`` after
-    the last epoch. It goes BEFORE :class:`EvalHook`, so an evaluation that fails (a broken
-    test set, a crash) never costs the epoch's training.
-
-    ``extra_state_fn()`` returns the extra entries to store (epoch, iteration, RNG states);
-    it is called on every process at the epochs that save (it may gather across processes).
-    ``best_metric_fn()`` gives the best metric so far, stored for ``--resume``.
+    the last epoch, with the trainer's ``state_dict()`` (progress, RNG states, the hooks'
+    states). It goes BEFORE :class:`EvalHook`, so an evaluation that fails (a broken test
+    set, a crash) never costs the epoch's training. Every process calls the trainer's
+    ``state_dict()`` (it may gather across processes).
     """
 
-    def __init__(
-        self,
-        checkpointer: Checkpointer,
-        period: int,
-        *,
-        extra_state_fn: Optional[Callable[[], Dict[str, Any]]] = None,
-        best_metric_fn: Optional[Callable[[], Optional[float]]] = None,
-    ) -> None:
+    def __init__(self, checkpointer: Checkpointer, period: int) -> None:
         self.checkpointer = checkpointer
         self.period = period
-        self.extra_state_fn = extra_state_fn or (lambda: {})
-        self.best_metric_fn = best_metric_fn or (lambda: None)
 
     def after_epoch(self) -> None:
         epoch, max_epoch = self.trainer.epoch, self.trainer.max_epoch
@@ -301,31 +295,41 @@ class PeriodicCheckpointer(HookBase):
         final = epoch + 1 == max_epoch
         if not (periodic or final):
             return
-        extra = dict(self.extra_state_fn())
-        extra["best_metric"] = self.best_metric_fn()
+        state = self.trainer.state_dict()
         if periodic:
-            self.checkpointer.save(f"model_{epoch:04d}", **extra)
+            self.checkpointer.save(f"model_{epoch:04d}", **state)
         if final:
-            self.checkpointer.save("model_final", **extra)
+            self.checkpointer.save("model_final", **state)
 
 
 class BestCheckpointer(HookBase):
     """Saves ``model_best.pth`` whenever ``metric_name`` (recorded by :class:`EvalHook` this
     epoch, so this hook goes after it) beats the best so far. ``last_checkpoint`` keeps
     pointing at the periodic checkpoints.
+
+    Its state is ``best_metric``. On resume it is the checkpoint's, or ``model_best.pth``'s
+    when higher: model_best is written after the epoch's checkpoint, by the evaluation.
     """
 
-    def __init__(
-        self,
-        checkpointer: Checkpointer,
-        *,
-        metric_name: str = "metric",
-        extra_state_fn: Optional[Callable[[], Dict[str, Any]]] = None,
-    ) -> None:
+    def __init__(self, checkpointer: Checkpointer, *, metric_name: str = "metric") -> None:
         self.checkpointer = checkpointer
         self.metric_name = metric_name
-        self.extra_state_fn = extra_state_fn or (lambda: {})
         self.best_metric: Optional[float] = None
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"best_metric": self.best_metric}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        stored = state.get("best_metric")
+        best = None
+        path = os.path.join(self.checkpointer.save_dir, "model_best.pth")
+        if self.checkpointer.save_dir and os.path.isfile(path):
+            try:
+                best = load_checkpoint_file(path).get("best_metric")
+            except CheckpointError:
+                best = None
+        candidates = [float(v) for v in (stored, best) if v is not None]
+        self.best_metric = max(candidates) if candidates else None
 
     def after_epoch(self) -> None:
         trainer = self.trainer
@@ -340,10 +344,7 @@ class BestCheckpointer(HookBase):
             # Every process saves model_best together (per-process checkpoint shards).
             is_best, self.best_metric = comm.all_gather((is_best, self.best_metric))[0]
         if is_best:
-            extra = dict(self.extra_state_fn())
-            self.checkpointer.save(
-                "model_best", tag_last=False, **extra, best_metric=self.best_metric
-            )
+            self.checkpointer.save("model_best", tag_last=False, **self.trainer.state_dict())
             logger.info(
                 f"New best {self.metric_name}: {self.best_metric:.4f} at epoch {trainer.epoch}"
             )

@@ -33,7 +33,16 @@ from .output_dir import (
     release_output_dir,
 )
 
-__all__ = ["default_argument_parser", "default_setup", "resolve_device", "use_available_device"]
+__all__ = [
+    "default_argument_parser",
+    "default_setup",
+    "resolve_device",
+    "use_available_device",
+    "write_run_config",
+]
+
+#: The log of an ``--eval-only`` run in OUTPUT_DIR (training's ``log.txt`` is left as it is).
+EVAL_LOG_NAME = "log_eval.txt"
 
 
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -116,15 +125,20 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
     """What every run does first: create ``OUTPUT_DIR`` and take its lock (a folder a live run
     uses is refused; training anew over an earlier run's checkpoints needs ``--resume`` or
     ``--overwrite``, see :mod:`fastreid.engine.output_dir`), log to the console and
-    ``OUTPUT_DIR/log.txt``, log the environment, arguments and config, fall back to the CPU
-    when no GPU exists, seed every RNG (``SEED``, plus the rank) and write the config to
-    ``OUTPUT_DIR/config.yaml``. Returns ``cfg`` (updated in place for device and seed)."""
+    ``OUTPUT_DIR/log.txt`` (``log_eval.txt`` with ``--eval-only``, which rewrites none of
+    training's files), log the environment, arguments and config, fall back to the CPU
+    when no GPU exists and seed every RNG (``SEED``, plus the rank).
+
+    Returns ``cfg`` with the two values derived here recorded in place, once: the device
+    actually used and, for ``SEED < 0``, the seed drawn. The trainer adds the class count
+    and writes ``OUTPUT_DIR/config.yaml`` (:func:`write_run_config`)."""
     output_dir = cfg.OUTPUT_DIR
+    eval_only = args is not None and bool(getattr(args, "eval_only", False))
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
         ensure_dir(output_dir, what="OUTPUT_DIR")
         acquire_output_dir(output_dir)
-        if args is not None and not getattr(args, "eval_only", False):
+        if args is not None and not eval_only:
             try:
                 check_previous_run(
                     output_dir,
@@ -135,7 +149,8 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
                 release_output_dir(output_dir)
                 raise
     comm.synchronize()
-    setup_logger(output_dir or None, distributed_rank=rank)
+    log_to = os.path.join(output_dir, EVAL_LOG_NAME) if output_dir and eval_only else output_dir
+    setup_logger(log_to or None, distributed_rank=rank)
     log = logging.getLogger("fastreid")
     log.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
     log.info("Environment info:\n" + collect_env_info())
@@ -157,12 +172,18 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
         cfg.freeze()
     log.info(f"Using random seed {seed}")
     log.info(f"Running with full config:\n{cfg.dump()}")
-
-    if comm.is_main_process() and output_dir:
-        path = os.path.join(output_dir, "config.yaml")
-        atomic_write_text(path, cfg.dump())
-        log.info(f"Full config saved to {os.path.abspath(path)}")
-
-    if not (args is not None and getattr(args, "eval_only", False)):
+    if not eval_only:
         torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     return cfg
+
+
+def write_run_config(cfg: CfgNode) -> Optional[str]:
+    """Write the run's final config to ``OUTPUT_DIR/config.yaml`` (atomically, on the main
+    process) and log where; it is what :func:`fastreid.predictor.load_model` reads back.
+    Returns the path (``None`` when nothing is written)."""
+    if not (comm.is_main_process() and cfg.OUTPUT_DIR):
+        return None
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    atomic_write_text(path, cfg.dump())
+    logging.getLogger("fastreid").info(f"Full config saved to {os.path.abspath(path)}")
+    return path

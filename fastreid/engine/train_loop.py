@@ -51,6 +51,14 @@ class HookBase:
 
     trainer: TrainerBase
 
+    def state_dict(self) -> Dict[str, Any]:
+        """The hook's own resumable state (default: none). The trainer's ``state_dict``
+        gathers it into every checkpoint, so key names must be unique among the hooks."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Take back this hook's keys from a checkpoint's state (others are ignored)."""
+
     def before_train(self) -> None:
         pass
 
@@ -171,6 +179,30 @@ class TrainerBase:
 
     def run_step(self) -> None:
         raise NotImplementedError
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """Progress (``epoch``, ``iteration``) and the state of every hook, as one flat dict
+        (the layout of a checkpoint's non-model entries)."""
+        state: Dict[str, Any] = {"epoch": self.epoch, "iteration": self.iter}
+        for hook in self._hooks:
+            merge_state(state, hook.state_dict(), type(hook).__name__)
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Continue after the epoch ``state`` was saved at; every hook reads its own keys."""
+        self.start_epoch = int(state.get("epoch", -1)) + 1
+        for hook in self._hooks:
+            hook.load_state_dict(state)
+
+
+def merge_state(state: Dict[str, Any], part: Dict[str, Any], owner: str) -> Dict[str, Any]:
+    """Add ``part``'s entries to ``state`` (in place); a key two parts claim is an error."""
+    clash = sorted(set(part) & set(state))
+    if clash:
+        raise KeyError(f"{owner}.state_dict() reuses the checkpoint key(s) {clash}; rename them.")
+    state.update(part)
+    return state
 
 
 GradClipper = Callable[[Iterable[torch.Tensor]], Any]
@@ -387,11 +419,15 @@ class SimpleTrainer(TrainerBase):
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
-        return (
-            {"grad_scaler": self.grad_scaler.state_dict()} if self.grad_scaler is not None else {}
-        )
+        """The loop's state, the data stream's seeds and the grad scaler (when there is one)."""
+        state = merge_state(super().state_dict(), self.data_stream.state_dict(), "data stream")
+        if self.grad_scaler is not None:
+            state["grad_scaler"] = self.grad_scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.data_stream.load_state_dict(state)
         if self.grad_scaler is not None and "grad_scaler" in state:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
 

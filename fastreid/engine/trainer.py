@@ -13,29 +13,23 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from fastreid.config import CfgNode
 from fastreid.modeling.compat import map_fastreid_state_dict
 from fastreid.solver import build_gradient_clipper
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import (
-    Checkpointer,
-    CheckpointError,
-    load_checkpoint_file,
-    unwrap_model,
-)
+from fastreid.utils.checkpoint import Checkpointer, unwrap_model
 from fastreid.utils.env import get_rng_state, set_rng_state
 from fastreid.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
-from fastreid.utils.file_io import atomic_write_text
 from fastreid.utils.logger import setup_logger
 from fastreid.utils.precision_bn import get_bn_modules
 
 from . import hooks
-from .buffer_sync import average_buffers
+from .buffer_sync import average_buffers, wrap_ddp
+from .evaluate import check_test_sets, evaluate_test_sets
 from .precision import autocast_dtype
-from .setup import use_available_device
-from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase
+from .setup import use_available_device, write_run_config
+from .train_loop import AMPTrainer, NonFiniteLossError, SimpleTrainer, TrainerBase, merge_state
 
 __all__ = ["DefaultTrainer", "ExtraOptimizer"]
 
@@ -56,6 +50,9 @@ class ExtraOptimizer:
     optimizer: torch.optim.Optimizer
     scheduler: Any = None
     per_rank: bool = False
+    #: What the optimizer trains outside the model (e.g. a sharded classifier), or ``None``.
+    #: It is checkpointed as ``<name>`` beside its optimizer (per process with ``per_rank``).
+    module: Optional[nn.Module] = None
 
 
 class DefaultTrainer(TrainerBase):
@@ -66,7 +63,12 @@ class DefaultTrainer(TrainerBase):
     2. wraps the model in DDP when several processes run;
     3. trains with :class:`SimpleTrainer` or, with ``SOLVER.AMP``, :class:`AMPTrainer`;
     4. registers the default hooks (:meth:`build_hooks`) and writers (:meth:`build_writers`);
-    5. writes the final config to ``OUTPUT_DIR/config.yaml``.
+    5. writes the final config (device, seed, class count filled in) to
+       ``OUTPUT_DIR/config.yaml``, once; the run's config is not changed afterwards.
+
+    Its ``state_dict()`` (saved in every checkpoint, restored by :meth:`resume_or_load`)
+    gathers the progress, RNG states, the step's state (data seeds, grad scaler) and each
+    hook's own state (e.g. the best metric of :class:`~fastreid.engine.hooks.BestCheckpointer`).
 
     Epoch-based like FastReID: ``iters_per_epoch = len(train images) // SOLVER.IMS_PER_BATCH``
     (the global batch); ``SOLVER.MAX_EPOCH``, ``SOLVER.CHECKPOINT_PERIOD`` and
@@ -90,6 +92,13 @@ class DefaultTrainer(TrainerBase):
 
         data_loader = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset.num_classes)
+        # Every derived value is in now: from here on the run's config does not change.
+        cfg.freeze()
+        self.cfg = cfg
+        logger.info(
+            f"Derived config values: MODEL.DEVICE={cfg.MODEL.DEVICE}, SEED={cfg.SEED}, "
+            f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES}"
+        )
         self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
         if self.iters_per_epoch < 1:
             raise ValueError(
@@ -106,29 +115,21 @@ class DefaultTrainer(TrainerBase):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
 
         checkpointables: Dict[str, Any] = {"optimizer": optimizer, "scheduler": self.scheduler}
-        if getattr(self._trainer, "grad_scaler", None) is not None:
-            checkpointables["grad_scaler"] = self._trainer.grad_scaler
         per_rank_state: Dict[str, Any] = {}
         for name, extra in self.extra_optimizers.items():
             target = per_rank_state if extra.per_rank else checkpointables
             target[f"optimizer_{name}"] = extra.optimizer
             if extra.scheduler is not None:
                 target[f"scheduler_{name}"] = extra.scheduler
+            if extra.module is not None:
+                target[name] = extra.module
         self.checkpointer = self.build_checkpointer(cfg, model, checkpointables, per_rank_state)
 
         self.start_epoch = 0
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.max_iter = self.max_epoch * self.iters_per_epoch
-        cfg.freeze()
-        self.cfg = cfg
-
-        self._eval_hook: Optional[hooks.EvalHook] = None
-        self._checkpoint_hook: Optional[hooks.PeriodicCheckpointer] = None
-        self._best_hook: Optional[hooks.BestCheckpointer] = None
         self.register_hooks(self.build_hooks())
-
-        if comm.is_main_process() and cfg.OUTPUT_DIR:
-            atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+        write_run_config(cfg)
 
     # -- seams of __init__ that projects override -------------------------------------------
     def build_step_trainer(
@@ -227,15 +228,39 @@ class DefaultTrainer(TrainerBase):
 
     # -- resume / train ---------------------------------------------------------------------
     def resume_or_load(self, resume: bool = True) -> None:
-        """With ``resume`` and a checkpoint in OUTPUT_DIR: restore model, optimizer, scheduler,
-        epoch, RNG states and best metric from ``last_checkpoint`` and continue after its epoch.
-        Otherwise load MODEL.WEIGHTS (model weights only) if set."""
+        """With ``resume`` and a checkpoint in OUTPUT_DIR: restore the model, optimizer,
+        scheduler and :meth:`load_state_dict` (epoch, RNG states, data seeds, hooks' states)
+        from ``last_checkpoint`` and continue after its epoch. Otherwise load MODEL.WEIGHTS
+        (model weights only) if set."""
         resuming = resume and self.checkpointer.has_checkpoint()
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if not resuming:
             return
-        self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
-        rng_states = checkpoint.get("rng_states")
+        self.load_state_dict(checkpoint)
+        logger.info(
+            f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
+        )
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The non-model entries of each checkpoint: ``epoch``, ``iteration``, every hook's
+        state, the step's (``data_seed``, ``sampler_seed``, ``grad_scaler``), ``rng_states``
+        of every process (gathered: all processes call it) and the ``config``."""
+        state = super().state_dict()
+        step = self._trainer.state_dict()
+        for key in ("epoch", "iteration"):
+            step.pop(key, None)
+        merge_state(state, step, type(self._trainer).__name__)
+        rng = get_rng_state()
+        state["rng_states"] = comm.all_gather(rng) if comm.get_world_size() > 1 else [rng]
+        state["config"] = self.cfg.dump()
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (checkpoints of earlier releases, with the
+        same flat keys, load too); the epoch after the saved one is :attr:`start_epoch`."""
+        super().load_state_dict(state)
+        self._trainer.load_state_dict(state)
+        rng_states = state.get("rng_states")
         if rng_states:
             if len(rng_states) == comm.get_world_size():
                 set_rng_state(rng_states[comm.get_rank()])
@@ -244,29 +269,6 @@ class DefaultTrainer(TrainerBase):
                     f"The checkpoint was written by {len(rng_states)} processes, this run has "
                     f"{comm.get_world_size()}; random streams are not restored."
                 )
-        if "data_seed" in checkpoint:
-            self._trainer.data_stream.seed = int(checkpoint["data_seed"])
-        if checkpoint.get("sampler_seed") is not None:
-            self._trainer.data_stream.sampler_seed = int(checkpoint["sampler_seed"])
-        if self._best_hook is not None:
-            self._best_hook.best_metric = self._best_metric_on_disk(checkpoint.get("best_metric"))
-        logger.info(
-            f"Resuming at epoch {self.start_epoch} (iteration {self.start_epoch * self.iters_per_epoch})"
-        )
-
-    def _best_metric_on_disk(self, stored: Optional[float]) -> Optional[float]:
-        """The best metric so far: the resumed checkpoint's, or model_best's when higher
-        (model_best is written after the epoch's checkpoint, by the evaluation)."""
-        path = os.path.join(self.cfg.OUTPUT_DIR, "model_best.pth")
-        if not (self.cfg.OUTPUT_DIR and os.path.isfile(path)):
-            return stored
-        try:
-            best = load_checkpoint_file(path).get("best_metric")
-        except CheckpointError:
-            return stored
-        if best is None or (stored is not None and stored >= best):
-            return stored
-        return float(best)
 
     def train(self) -> Dict[str, Any]:
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation
@@ -287,20 +289,9 @@ class DefaultTrainer(TrainerBase):
             else:
                 where = "No checkpoint was written before it; start the run again."
             raise NonFiniteLossError(f"{e} {where}") from e
-        results = self._eval_hook.latest_results if self._eval_hook is not None else {}
+        evals = [h for h in self._hooks if isinstance(h, hooks.EvalHook)]
+        results = evals[-1].latest_results if evals else {}
         return dict(results) if comm.is_main_process() else {}
-
-    def checkpoint_state(self) -> Dict[str, Any]:
-        """The non-model entries stored in each checkpoint (gathered from every process)."""
-        rng = get_rng_state()
-        return {
-            "epoch": self.epoch,
-            "iteration": self.iter,
-            "rng_states": comm.all_gather(rng) if comm.get_world_size() > 1 else [rng],
-            "data_seed": self._trainer.data_stream.seed,
-            "sampler_seed": self._trainer.data_stream.sampler_seed,
-            "config": self.cfg.dump(),
-        }
 
     # -- hooks and writers -----------------------------------------------------------------
     def build_hooks(self) -> List[Optional[hooks.HookBase]]:
@@ -342,23 +333,11 @@ class DefaultTrainer(TrainerBase):
             )
         tests = list(cfg.DATASETS.TESTS)
         metric_name = "metric" if len(tests) <= 1 else f"{tests[0]}/metric"
-        self._best_hook = hooks.BestCheckpointer(
-            self.checkpointer, metric_name=metric_name, extra_state_fn=self.checkpoint_state
-        )
         # The epoch's checkpoint is written before evaluating: a failing evaluation never
         # costs the training; model_best follows the evaluation.
-        self._checkpoint_hook = hooks.PeriodicCheckpointer(
-            self.checkpointer,
-            cfg.SOLVER.CHECKPOINT_PERIOD,
-            extra_state_fn=self.checkpoint_state,
-            best_metric_fn=lambda: self._best_hook.best_metric,
-        )
-        result.append(self._checkpoint_hook)
-        self._eval_hook = hooks.EvalHook(
-            cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)
-        )
-        result.append(self._eval_hook)
-        result.append(self._best_hook)
+        result.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
+        result.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model)))
+        result.append(hooks.BestCheckpointer(self.checkpointer, metric_name=metric_name))
         # Every process runs the writer hook: flushing the losses averages them across ranks.
         writers = self.build_writers() if comm.is_main_process() else []
         result.append(hooks.PeriodicWriter(writers, period=cfg.SOLVER.LOG_PERIOD))
@@ -383,11 +362,12 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def evaluate_weights(cls, cfg: CfgNode) -> OrderedDict[str, Any]:
         """``--eval-only``: build the model for inference with ``MODEL.WEIGHTS`` loaded
-        (random weights without it) and :meth:`test` it."""
-        from fastreid.predictor import build_model_from_cfg
+        (read once; random weights without it) and :meth:`test` it with the config the
+        model was built from. Nothing in OUTPUT_DIR that training wrote is rewritten."""
+        from fastreid.predictor import build_inference_model
 
-        model = build_model_from_cfg(cfg, build_fn=cls.build_model)
-        return cls.test(model.cfg, model)
+        model, model_cfg = build_inference_model(cfg, build_fn=cls.build_model)
+        return cls.test(model_cfg, model)
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
@@ -479,19 +459,7 @@ class DefaultTrainer(TrainerBase):
         training: a misspelled name, a missing folder, an empty query or gallery, or a test
         set without any true match is one error now rather than at the first evaluation.
         Evaluators check their own needs in ``check_test_set(test_set, dataset_name)``."""
-        for dataset_name in cfg.DATASETS.TESTS:
-            try:
-                built = cls.build_evaluator(cfg, dataset_name, output_dir=None)
-            except NotImplementedError:
-                continue  # test() warns about it
-            if isinstance(built, tuple):
-                data_loader, evaluator = built
-            else:
-                evaluator = built
-                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
-            check = getattr(evaluator, "check_test_set", None)
-            if check is not None:
-                check(getattr(data_loader, "dataset", None), dataset_name)
+        check_test_sets(cls, cfg)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module) -> OrderedDict[str, Any]:
@@ -499,42 +467,7 @@ class DefaultTrainer(TrainerBase):
         return the results: ``{metric: value}`` for one test set, else
         ``{dataset: {metric: value}}`` (FastReID's convention). Results are complete on the
         main process; other processes take part in feature extraction."""
-        from fastreid.evaluation import inference_on_dataset, print_csv_format
-
-        log = logging.getLogger("fastreid")
-        results: OrderedDict[str, Any] = OrderedDict()
-        for dataset_name in cfg.DATASETS.TESTS:
-            log.info(f"Prepare testing set {dataset_name}")
-            try:
-                built = cls.build_evaluator(cfg, dataset_name, output_dir=cfg.OUTPUT_DIR or None)
-            except NotImplementedError:
-                log.warning(
-                    f"No evaluator for {dataset_name}; implement build_evaluator() to test it."
-                )
-                results[dataset_name] = {}
-                continue
-            if isinstance(built, tuple):
-                data_loader, evaluator = built
-            else:  # an override that returns only the evaluator
-                evaluator = built
-                data_loader, _ = cls.build_test_loader(cfg, dataset_name)
-            results_i = inference_on_dataset(
-                model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED
-            )
-            if comm.is_main_process() and results_i and "metric" not in results_i:
-                raise KeyError(
-                    f"{type(evaluator).__name__} returned no 'metric' entry for {dataset_name} "
-                    f"(got {sorted(results_i)}); every evaluator reports 'metric', the value "
-                    "model_best is chosen by."
-                )
-            results[dataset_name] = results_i
-        if comm.is_main_process():
-            printable = OrderedDict((name, res) for name, res in results.items() if res)
-            if printable:
-                print_csv_format(printable)
-        if len(results) == 1:
-            return OrderedDict(list(results.values())[0])
-        return results
+        return evaluate_test_sets(cls, cfg, model)
 
     # Set True in a subclass whose model leaves some parameters without a gradient in a
     # step (DDP then searches the graph for them every iteration, which costs time).
@@ -545,19 +478,4 @@ class DefaultTrainer(TrainerBase):
         """DistributedDataParallel when several processes run. Frozen layers still receive
         gradients (see LayerFreeze), so ``find_unused_parameters`` stays off unless a
         subclass sets :attr:`find_unused_parameters`."""
-        if comm.get_world_size() == 1:
-            return model
-        find_unused = cls.find_unused_parameters
-        device = torch.device(cfg.MODEL.DEVICE)
-        if device.type == "cuda":
-            local = comm.get_local_rank()
-            return DistributedDataParallel(
-                model,
-                device_ids=[local],
-                output_device=local,
-                broadcast_buffers=False,
-                find_unused_parameters=find_unused,
-            )
-        return DistributedDataParallel(
-            model, broadcast_buffers=False, find_unused_parameters=find_unused
-        )
+        return wrap_ddp(model, torch.device(cfg.MODEL.DEVICE), cls.find_unused_parameters)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Union
 
 import torch
 
@@ -87,8 +87,9 @@ def map_fastreid_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, torch.Te
 _CLASSIFIER_KEY = re.compile(r"^(?:heads|\w+_head)\.weight$")
 
 
-def num_classes_in_checkpoint(path: str) -> int:
-    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint was trained with (0 when it cannot tell).
+def num_classes_in_checkpoint(path: Union[str, Mapping[str, Any]]) -> int:
+    """``MODEL.HEADS.NUM_CLASSES`` a checkpoint (a path, or a checkpoint dict already read
+    by ``load_checkpoint_file``) was trained with (0 when it cannot tell).
 
     Read from the config a fastreid checkpoint stores, else from the classifier's rows
     (``heads.weight`` in FastReID checkpoints, ``b1_head.weight`` ... ``b33_head.weight`` in
@@ -98,7 +99,7 @@ def num_classes_in_checkpoint(path: str) -> int:
     from fastreid.config import CfgNode
     from fastreid.utils.checkpoint import load_checkpoint_file, strip_module_prefix
 
-    checkpoint = load_checkpoint_file(path)
+    checkpoint = load_checkpoint_file(path) if isinstance(path, str) else path
     stored = checkpoint.get("config")
     if isinstance(stored, str):
         saved = CfgNode.load_cfg(stored)

@@ -199,17 +199,22 @@ class Checkpointer:
         return f"{os.path.splitext(path)[0]}_rank{rank}.pth"
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, name: str, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
+    def save(
+        self, name: str, *, tag_last: bool = True, folder: Optional[str] = None, **extra: Any
+    ) -> Optional[str]:
         """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it (unless
         ``tag_last`` is False: model_best is a copy, not a step of the resume chain).
 
+        ``folder`` writes to that folder instead of ``save_dir`` (with its own
+        ``last_checkpoint``), e.g. a copy of the run's state handed to a search.
         ``extra`` entries (epoch, iteration, RNG states, ...) are stored alongside; they must
         be tensors, numbers, strings or containers of those. Returns the path (``None`` when
         this process does not save). With ``per_rank_state``, every process must call it.
         """
-        if not self.save_dir:
+        folder = self.save_dir if folder is None else folder
+        if not folder:
             return None
-        path = os.path.join(self.save_dir, f"{name}.pth")
+        path = os.path.join(folder, f"{name}.pth")
         if self.per_rank_state:
             shard = {key: obj.state_dict() for key, obj in self.per_rank_state.items()}
             shard["world_size"] = comm.get_world_size()
@@ -224,7 +229,7 @@ class Checkpointer:
         data.update(extra)
         self._write(data, path)
         if tag_last:
-            self.tag_last_checkpoint(os.path.basename(path))
+            atomic_write_text(os.path.join(folder, LAST_CHECKPOINT), os.path.basename(path))
         self.logger.info(f"Saved checkpoint to {path}")
         return path
 
@@ -345,6 +350,18 @@ class Checkpointer:
             return {}
         self.logger.info(f"Loading checkpoint from {path}")
         return self._load_checkpoint(load_checkpoint_file(path), path, checkpointables)
+
+    def load_from(
+        self,
+        checkpoint: Dict[str, Any],
+        source: str,
+        checkpointables: Optional[Iterable[str]] = None,
+    ) -> Dict[str, Any]:
+        """:meth:`load` for a checkpoint already read by :func:`load_checkpoint_file` (so a
+        caller that inspects it first reads the file once); ``source`` names it in messages.
+        The ``model`` entry is consumed; returns the entries not consumed."""
+        self.logger.info(f"Loading checkpoint from {source}")
+        return self._load_checkpoint(dict(checkpoint), source, checkpointables)
 
     def _load_checkpoint(
         self, checkpoint: Dict[str, Any], path: str, checkpointables: Optional[Iterable[str]]

@@ -30,12 +30,6 @@ def get_local_rank() -> int:
     return dist.get_rank(group=_LOCAL_PROCESS_GROUP)
 
 
-def get_local_size() -> int:
-    if not is_dist_initialized() or _LOCAL_PROCESS_GROUP is None:
-        return 1
-    return dist.get_world_size(group=_LOCAL_PROCESS_GROUP)
-
-
 def set_local_process_group(group) -> None:
     global _LOCAL_PROCESS_GROUP
     _LOCAL_PROCESS_GROUP = group

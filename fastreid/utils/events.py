@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -280,9 +280,3 @@ class CommonMetricPrinter(EventWriter):
             f"{'eta: ' + eta + '  ' if eta else ''}epoch/iter: {epoch}/{iteration}  {losses}  "
             f"{_fmt('time', '.4f')}{_fmt('data_time', '.4f')}{lr}{mem}".rstrip()
         )
-
-
-def iter_scalars(storage: EventStorage) -> Iterator[Tuple[str, float]]:
-    """``(name, latest value)`` pairs of a storage, for tests and summaries."""
-    for name, (value, _) in storage.latest().items():
-        yield name, value

@@ -185,8 +185,8 @@ class PartialFC(nn.Module):
     ) -> torch.optim.SGD:
         """The centres' own SGD (one parameter group; LR schedulers work on it as usual).
 
-        Its ``partial_fc`` attribute points back here. Between steps its state is only the
-        hyper-parameters: the momentum rows live in this module's ``weight_mom``.
+        Between steps its state is only the hyper-parameters: the momentum rows live in this
+        module's ``weight_mom``. The trainer finds this module as ``ExtraOptimizer.module``.
         """
         opt = torch.optim.SGD(
             [self.sub_weight],
@@ -195,7 +195,6 @@ class PartialFC(nn.Module):
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
-        opt.partial_fc = self  # type: ignore[attr-defined]
         self._optimizer = opt
         return opt
 

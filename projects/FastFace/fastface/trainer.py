@@ -167,7 +167,8 @@ class FaceTrainer(DefaultTrainer):
             bool(cfg.SOLVER.NESTEROV),
         )
         sched = cls.build_lr_scheduler(cfg, opt, iters_per_epoch)
-        return {"pfc": ExtraOptimizer(opt, sched, per_rank=True)}
+        # The shard is checkpointed as "pfc" beside its optimizer and schedule, per process.
+        return {"pfc": ExtraOptimizer(opt, sched, per_rank=True, module=pfc)}
 
     def build_step_trainer(
         self, cfg: CfgNode, model: nn.Module, data_loader: Any, optimizer: torch.optim.Optimizer
@@ -175,36 +176,21 @@ class FaceTrainer(DefaultTrainer):
         extra = self.extra_optimizers.get("pfc")
         if extra is None:
             return super().build_step_trainer(cfg, model, data_loader, optimizer)
-        self.pfc = extra.optimizer.partial_fc
+        self.pfc = extra.module
         # The default step (SimpleTrainer / AMPTrainer) gives the autocast and scaler settings.
-        saved, self.extra_optimizers = self.extra_optimizers, {}
         default = super().build_step_trainer(cfg, model, data_loader, optimizer)
-        self.extra_optimizers = saved
         return PFCStepTrainer(
             model,
             data_loader,
             optimizer,
             self.pfc,
             extra.optimizer,
-            autocast=(default.device_type, default.dtype) if hasattr(default, "dtype") else None,
-            grad_scaler=getattr(default, "grad_scaler", None),
+            autocast=default.autocast,
+            grad_scaler=default.grad_scaler,
             grad_clipper=default.grad_clipper,
             log_period=default.log_period,
             data_seed=default.data_stream.seed,
         )
-
-    @classmethod
-    def build_checkpointer(
-        cls,
-        cfg: CfgNode,
-        model: nn.Module,
-        checkpointables: Dict[str, Any],
-        per_rank_state: Dict[str, Any],
-    ) -> Checkpointer:
-        opt = per_rank_state.get("optimizer_pfc")
-        if opt is not None:  # the centre shard itself goes with its optimizer and schedule
-            per_rank_state = dict(per_rank_state, pfc=opt.partial_fc)
-        return super().build_checkpointer(cfg, model, checkpointables, per_rank_state)
 
     # -- data ---------------------------------------------------------------------------------
     @classmethod

@@ -82,21 +82,15 @@ class TuneReportHook(hooks.EvalHook):
         super()._do_eval()
         trainer = self.trainer
         tests = list(trainer.cfg.DATASETS.TESTS)
-        # checkpoint_state gathers the RNG states of every process: all of them call it.
-        state = trainer.checkpoint_state()
+        # state_dict gathers the RNG states of every process: all of them call it.
+        state = trainer.state_dict()
         checkpoint_dir = None
         metrics: Dict[str, float] = {}
         if comm.is_main_process():
             metrics = trial_metrics(self.latest_results, tests[0] if tests else "")
             metrics["epoch"] = trainer.epoch + 1
             checkpoint_dir = tempfile.mkdtemp(prefix="fasttune-ckpt-")
-            checkpointer = trainer.checkpointer
-            save_dir = checkpointer.save_dir
-            checkpointer.save_dir = checkpoint_dir
-            try:
-                checkpointer.save(CHECKPOINT_NAME, **state)
-            finally:
-                checkpointer.save_dir = save_dir
+            trainer.checkpointer.save(CHECKPOINT_NAME, folder=checkpoint_dir, **state)
         try:
             self._report(metrics, checkpoint_dir)
         finally:
@@ -128,10 +122,7 @@ class TuneTrainer(DefaultTrainer):
                     lambda: self.test(self.cfg, self.model),
                     self._report,
                 )
-                self._eval_hook = hook
             result.append(hook)
-        self._checkpoint_hook = None
-        self._best_hook = None
         return result
 
 

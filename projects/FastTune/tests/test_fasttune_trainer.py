@@ -112,7 +112,9 @@ def full_run(synthetic_root, tmp_path_factory):
     trainer = build(tiny_cfg(synthetic_root, str(tmp_path / "out")), full)
     full.trainer = trainer
     # the search keeps the checkpoints: no periodic checkpoint files, no progress bar
-    assert trainer._checkpoint_hook is None
+    kinds = {type(h).__name__ for h in trainer._hooks}
+    assert not kinds & {"PeriodicCheckpointer", "BestCheckpointer", "ProgressBar"}
+    assert "TuneReportHook" in kinds
     trainer.train()
     full.trainer = None
     full.output_dir = str(tmp_path / "out")
