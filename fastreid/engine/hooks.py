@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
