@@ -18,7 +18,10 @@ _INSTALL_HINTS = {
     "onnxsim": 'pip install "fastreid[deploy]"',
     "google.protobuf": 'pip install "fastreid[deploy]"',
     "cv2": 'pip install "fastreid[deploy]" (opencv-python-headless)',
-    "tensorrt": "pip install tensorrt (needs an NVIDIA GPU and driver)",
+    "tensorrt": (
+        "pip install tensorrt (NVIDIA's TensorRT 10 wheels; needs an NVIDIA GPU and driver), "
+        "or export with onnx_export.py / torchscript_export.py instead"
+    ),
 }
 
 
