@@ -338,7 +338,12 @@ def imagenet_weights_key(depth: str, with_ibn: bool, groups: int = 1, width: int
     return f"resnet{number}" + ("_ibn_a" if with_ibn else "")
 
 
-def _load_pretrain(model: ResNet, cfg: CfgNode, imagenet: str) -> None:
+def _load_pretrain(model: nn.Module, cfg: CfgNode, imagenet: Optional[str] = None) -> None:
+    """``PRETRAIN`` / ``PRETRAIN_PATH`` for a torchvision-named ResNet; ``imagenet`` defaults to
+    the plain ResNet of ``DEPTH`` / ``WITH_IBN`` (FastDistill's ResNet uses the same files)."""
+    if imagenet is None:
+        bb = cfg.MODEL.BACKBONE
+        imagenet = imagenet_weights_key(str(bb.DEPTH), bool(bb.WITH_IBN))
     load_backbone_pretrain(
         model,
         cfg,
