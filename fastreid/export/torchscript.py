@@ -93,7 +93,8 @@ def export_torchscript(
         traced = torch.jit.trace(wrapped, (example,), check_trace=False)
         # Freezing inlines the weights and folds Conv+BN / Conv+Add / Conv+Mul.
         frozen = torch.jit.freeze(traced.eval(), optimize_numerics=optimize)
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)
         torch.jit.save(frozen, str(tmp))
     logger.info("Wrote %s", output)
     return output

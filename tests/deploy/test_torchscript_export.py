@@ -38,7 +38,7 @@ def test_r50_recipes_export(tmp_path, recipe):
     model = build_recipe(recipe)
     size = recipe_size(recipe)
     path = export_torchscript(model, tmp_path / f"{recipe}.pt", size)
-    assert_matches(model, TorchScriptRunner(path, optimize=False), size=size)
+    assert_matches(model, TorchScriptRunner(path), size=size)  # optimised, as the tools run it
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
