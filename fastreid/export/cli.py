@@ -25,6 +25,7 @@ from .verify import (
 )
 
 __all__ = [
+    "check_export_config",
     "export_argument_parser",
     "inference_argument_parser",
     "load_export_model",
@@ -66,6 +67,18 @@ def export_argument_parser(
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch comparison")
     return parser
+
+
+def check_export_config(args: argparse.Namespace) -> None:
+    """Read ``--config-file`` / ``--opts`` without building anything: a missing file or a
+    wrong key is reported before slower checks and work."""
+    from fastreid.config import get_cfg
+
+    if not Path(args.config_file).is_file():
+        raise FileNotFoundError(f"Config file '{args.config_file}' does not exist (--config-file).")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(args.config_file))
+    cfg.merge_from_list(list(args.opts))
 
 
 def load_export_model(args: argparse.Namespace, device: str = "cpu") -> nn.Module:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fastreid.export.cli import (
+    check_export_config,
     export_argument_parser,
     input_size,
     load_export_model,
@@ -39,7 +40,8 @@ def main() -> None:
     from fastreid.export.onnx import export_onnx
     from fastreid.export.tensorrt import TensorRTRunner, build_engine, require_tensorrt
 
-    # Before anything is built or written: without tensorrt there is nothing to do here.
+    # Before anything is built or written: the config, then tensorrt and a GPU.
+    check_export_config(args)
     require_tensorrt("trt_export.py")
     model = load_export_model(args, device="cuda")
     size = input_size(model)
