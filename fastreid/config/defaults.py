@@ -48,10 +48,13 @@ _C.MODEL.BACKBONE.WITH_IBN = False
 _C.MODEL.BACKBONE.WITH_SE = False
 # Non-local blocks at FastReID's stage positions.
 _C.MODEL.BACKBONE.WITH_NL = False
-# Load pretrained weights from PRETRAIN_PATH (never downloaded; an empty path warns and starts from random init).
+# Load pretrained weights: PRETRAIN_PATH, or with an empty path the backbone's ImageNet weights
+# (torch hub cache, then a hash-checked download); stops before training when unavailable.
 _C.MODEL.BACKBONE.PRETRAIN = True
 # Local path of the pretrained backbone weights.
 _C.MODEL.BACKBONE.PRETRAIN_PATH = ""
+# PRETRAIN with an empty PRETRAIN_PATH: download missing ImageNet weights (False: hub cache only).
+_C.MODEL.BACKBONE.PRETRAIN_DOWNLOAD = True
 # ViT: weight of the side-information (camera) embedding; 0 disables it.
 _C.MODEL.BACKBONE.SIE_COE = 3.0
 # ViT: stride of the patch embedding (smaller than the patch size gives overlapping patches).

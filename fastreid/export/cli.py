@@ -25,6 +25,7 @@ from .verify import (
 )
 
 __all__ = [
+    "check_export_config",
     "export_argument_parser",
     "inference_argument_parser",
     "load_export_model",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("fastreid.export")
+
+#: (H, W) of the inference tools when neither the command line nor the model file gives one.
+DEFAULT_SIZE = (256, 128)
 
 
 def export_argument_parser(
@@ -63,6 +67,18 @@ def export_argument_parser(
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch comparison")
     return parser
+
+
+def check_export_config(args: argparse.Namespace) -> None:
+    """Read ``--config-file`` / ``--opts`` without building anything: a missing file or a
+    wrong key is reported before slower checks and work."""
+    from fastreid.config import get_cfg
+
+    if not Path(args.config_file).is_file():
+        raise FileNotFoundError(f"Config file '{args.config_file}' does not exist (--config-file).")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(args.config_file))
+    cfg.merge_from_list(list(args.opts))
 
 
 def load_export_model(args: argparse.Namespace, device: str = "cpu") -> nn.Module:
@@ -133,8 +149,20 @@ def inference_argument_parser(description: str) -> argparse.ArgumentParser:
         default="outputs/features.npy",
         help="features .npy (an image list .txt is written next to it)",
     )
-    parser.add_argument("--height", type=int, default=256, help="input height (INPUT.SIZE_TEST)")
-    parser.add_argument("--width", type=int, default=128, help="input width (INPUT.SIZE_TEST)")
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help=f"input height (default: the model's own where the file records it, else "
+        f"{DEFAULT_SIZE[0]})",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help=f"input width (default: the model's own where the file records it, else "
+        f"{DEFAULT_SIZE[1]})",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     return parser
 
@@ -166,8 +194,15 @@ def run_inference(runner: Runner, args: argparse.Namespace) -> np.ndarray:
     from fastreid.utils.file_io import atomic_write_text
 
     paths = collect_images(args.input)
-    size = (args.height, args.width)
     expected = getattr(runner, "input_size", None)
+    default = tuple(expected) if expected is not None else DEFAULT_SIZE
+    size = (
+        args.height if args.height is not None else int(default[0]),
+        args.width if args.width is not None else int(default[1]),
+    )
+    source = "the model's input" if expected is not None else "the default"
+    if args.height is None and args.width is None:
+        print(f"Input size {size[0]}x{size[1]} ({source}; --height/--width to change).")
     if expected is not None and tuple(expected) != size:
         raise ValueError(
             f"The model takes {expected[0]}x{expected[1]} images but --height/--width ask for "

@@ -18,7 +18,13 @@ from fastreid.utils.dependencies import install_hint
 from .atomic import atomic_path
 from .dependencies import require
 
-__all__ = ["FeatureOutput", "ONNXRuntimeRunner", "OpenCVONNXRunner", "export_onnx"]
+__all__ = [
+    "FeatureOutput",
+    "ONNXRuntimeRunner",
+    "OpenCVONNXRunner",
+    "export_onnx",
+    "onnx_input_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +199,24 @@ class ONNXRuntimeRunner:
         return self.session.run([self.output_name], {self.input_name: images})[0]
 
 
+def onnx_input_size(path: str | os.PathLike) -> Optional[tuple[int, int]]:
+    """``(H, W)`` of the ONNX model's first input when the file fixes them, else None (also
+    when the ``onnx`` package is not installed)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs:
+        return None
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[2:]):
+        return None
+    return int(dims[2].dim_value), int(dims[3].dim_value)
+
+
 class OpenCVONNXRunner:
     """Run an exported ONNX model with OpenCV's dnn module (``cv2.dnn.readNetFromONNX``)."""
 
@@ -201,6 +225,8 @@ class OpenCVONNXRunner:
         if not Path(path).is_file():
             raise FileNotFoundError(f"ONNX model '{path}' does not exist (run onnx_export.py).")
         self.net = cv2.dnn.readNetFromONNX(str(path))
+        #: (H, W) the model was exported for; None when unknown.
+        self.input_size = onnx_input_size(path)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(B, 3, H, W)`` float32 0-255 RGB -> raw features ``(B, D)``."""

@@ -17,10 +17,19 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from fastreid.utils.errors import BadInputError
+
 from .atomic import atomic_path
 from .dependencies import require
 
-__all__ = ["TensorRTRunner", "build_engine", "make_calibrator", "tensorrt_available"]
+__all__ = [
+    "NoCudaDeviceError",
+    "TensorRTRunner",
+    "build_engine",
+    "make_calibrator",
+    "require_tensorrt",
+    "tensorrt_available",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +45,20 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _require_trt():
-    ok, reason = tensorrt_available()
-    if not ok:
-        raise RuntimeError(f"TensorRT cannot run here: {reason}.")
-    return require("tensorrt", "TensorRT export")
+class NoCudaDeviceError(BadInputError):
+    """TensorRT is installed but no CUDA GPU is visible."""
+
+
+def require_tensorrt(purpose: str = "TensorRT export"):
+    """The ``tensorrt`` module, or one clear error (exit code 2 in the tools): a
+    :class:`MissingDependencyError` naming what to install, or :class:`NoCudaDeviceError`."""
+    trt = require("tensorrt", purpose)
+    if not torch.cuda.is_available():
+        raise NoCudaDeviceError(
+            f"{purpose} needs an NVIDIA GPU with CUDA, and torch sees none "
+            "(torch.cuda.is_available() is False); use ONNX or TorchScript on this machine."
+        )
+    return trt
 
 
 def make_calibrator(
@@ -54,7 +72,7 @@ def make_calibrator(
 
     An existing cache is reused, so calibration runs once per model and image set.
     """
-    trt = _require_trt()
+    trt = require_tensorrt()
     from .verify import list_images
 
     files = [str(p) for p in list_images(image_dir)][:max_images]
@@ -115,7 +133,7 @@ def build_engine(
         mode: ``fp32``, ``fp16`` or ``int8`` (int8 needs ``calibration_dir``).
         min_batch / opt_batch / max_batch: the dynamic batch optimisation profile.
     """
-    trt = _require_trt()
+    trt = require_tensorrt()
     if mode not in ("fp32", "fp16", "int8"):
         raise ValueError(f"Unknown --mode '{mode}'; use fp32, fp16 or int8.")
     if not Path(onnx_path).is_file():
@@ -167,7 +185,7 @@ class TensorRTRunner:
     """Run a serialized engine: ``runner(images) -> features`` (numpy in and out)."""
 
     def __init__(self, engine_path: str | os.PathLike) -> None:
-        trt = _require_trt()
+        trt = require_tensorrt()
         if not Path(engine_path).is_file():
             raise FileNotFoundError(f"Engine '{engine_path}' does not exist (run trt_export.py).")
         self.trt = trt

@@ -62,6 +62,15 @@ def test_onnx_export_verifies_and_inference_writes_normalised_features(tmp_path)
     assert features.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
     assert len(out.with_suffix(".txt").read_text().split()) == 3
+    # Without --height/--width the size is read from the ONNX input (64x32 here, not 256x128).
+    own = tmp_path / "own.npy"
+    result = _run(
+        "tools/deploy/onnx_inference.py", "--model", tmp_path / "demo.onnx", "--input", images,
+        "--output", own,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Input size 64x32 (the model's input" in result.stdout
+    np.testing.assert_allclose(np.load(own), features, atol=1e-5)
     # The wrong input size is one error line naming the right flags, and writes nothing.
     wrong = tmp_path / "wrong.npy"
     result = _run(
@@ -97,3 +106,23 @@ def test_bench_infer_quick_smoke(tmp_path):
     result = _run("benchmarks/bench_infer.py", "--quick", "--threads", "1", "--output", out)
     assert result.returncode == 0, result.stderr
     assert "ONNX Runtime" in result.stdout and out.is_file()
+
+
+def test_trt_export_without_tensorrt_is_one_line_and_keeps_the_verified_onnx(tmp_path):
+    # tensorrt made unimportable whether or not this machine has it.
+    verified = tmp_path / "demo.onnx"
+    verified.write_bytes(b"a verified export")
+    code = (
+        "import runpy, sys; sys.modules['tensorrt'] = None; "
+        "sys.argv = ['trt_export.py'] + sys.argv[1:]; "
+        "runpy.run_path('tools/deploy/trt_export.py', run_name='__main__')"
+    )
+    result = _run(
+        "-c", code, "--config-file", RECIPES["demo"], "--name", "demo", "--output", tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "'tensorrt'" in errors[0] and "pip install tensorrt" in errors[0]
+    assert verified.read_bytes() == b"a verified export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.onnx"]

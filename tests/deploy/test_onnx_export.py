@@ -32,7 +32,9 @@ def test_opencv_dnn_loads_the_onnx_file(tmp_path):
     pytest.importorskip("cv2")
     model = ToyReID().eval()
     path = export_onnx(model, tmp_path / "toy.onnx", SIZE)
-    assert_matches(model, OpenCVONNXRunner(path))
+    runner = OpenCVONNXRunner(path)
+    assert runner.input_size == SIZE  # read from the file: the inference tool's default size
+    assert_matches(model, runner)
 
 
 def test_demo_recipe_exports_with_dynamic_batch(tmp_path):

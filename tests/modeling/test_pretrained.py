@@ -1,4 +1,4 @@
-"""Pretrained backbone weights: local files only, with a per-key report."""
+"""Pretrained backbone weights from a local file, with a per-key report."""
 
 from __future__ import annotations
 
@@ -29,11 +29,15 @@ def test_missing_pretrain_file_is_one_clear_error_naming_the_key(tmp_path):
         build_backbone(make_cfg(path=tmp_path / "nope.pth"))
 
 
-def test_pretrain_with_empty_path_warns_and_keeps_random_init(caplog):
-    with caplog.at_level(logging.WARNING):
-        model = build_backbone(make_cfg(path=""))
-    assert "PRETRAIN_PATH is empty" in caplog.text
-    assert model.feat_dim == 512
+def test_pretrain_with_empty_path_and_no_weights_stops_instead_of_random_init(
+    tmp_path, monkeypatch
+):
+    from fastreid.modeling.backbones.pretrained import PretrainUnavailableError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("FASTREID_OFFLINE", "1")
+    with pytest.raises(PretrainUnavailableError, match="resnet18-f37072fd.pth"):
+        build_backbone(make_cfg(path=""))
 
 
 def test_pretrain_false_ignores_the_path(tmp_path, caplog):

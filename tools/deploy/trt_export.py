@@ -4,20 +4,26 @@
         --name bot_R50 --output outputs/trt --mode fp16 --opts MODEL.WEIGHTS model_final.pth
     # int8: add --mode int8 --calib-images datasets/Market-1501-v15.09.15/bounding_box_train
 
-The ONNX model is exported first (or taken from --onnx); needs an NVIDIA GPU and tensorrt.
+The ONNX model is exported first (or taken from --onnx); needs an NVIDIA GPU and tensorrt,
+checked before anything is built or written. A fresh ONNX export goes to a temporary folder
+and replaces NAME.onnx only once the engine is built.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from fastreid.export.cli import (
+    check_export_config,
     export_argument_parser,
     input_size,
     load_export_model,
     run_cli,
     verify_cli,
 )
+from fastreid.utils.file_io import ensure_dir
 
 
 def main() -> None:
@@ -32,24 +38,38 @@ def main() -> None:
     args = parser.parse_args()
 
     from fastreid.export.onnx import export_onnx
-    from fastreid.export.tensorrt import TensorRTRunner, build_engine
+    from fastreid.export.tensorrt import TensorRTRunner, build_engine, require_tensorrt
 
+    # Before anything is built or written: the config, then tensorrt and a GPU.
+    check_export_config(args)
+    require_tensorrt("trt_export.py")
     model = load_export_model(args, device="cuda")
     size = input_size(model)
-    onnx_path = Path(args.onnx) if args.onnx else Path(args.output) / f"{args.name}.onnx"
-    if not args.onnx:
-        export_onnx(model, onnx_path, size, batch_size=args.batch_size)
-    engine = build_engine(
-        onnx_path,
-        Path(args.output) / f"{args.name}.engine",
-        size,
-        mode=args.mode,
-        opt_batch=min(args.opt_batch, args.max_batch),
-        max_batch=args.max_batch,
-        workspace_gb=args.workspace_gb,
-        calibration_dir=args.calib_images,
-        calibration_cache=args.calib_cache,
-    )
+    output = Path(args.output)
+    engine_path = output / f"{args.name}.engine"
+    onnx_path = Path(args.onnx) if args.onnx else output / f"{args.name}.onnx"
+    with tempfile.TemporaryDirectory(
+        prefix=".trt_export.", dir=ensure_dir(str(output), "output folder")
+    ) as tmp:
+        source = onnx_path
+        if not args.onnx:
+            # A fresh ONNX export replaces an existing NAME.onnx only once the engine is built.
+            source = export_onnx(
+                model, Path(tmp) / onnx_path.name, size, batch_size=args.batch_size
+            )
+        engine = build_engine(
+            source,
+            engine_path,
+            size,
+            mode=args.mode,
+            opt_batch=min(args.opt_batch, args.max_batch),
+            max_batch=args.max_batch,
+            workspace_gb=args.workspace_gb,
+            calibration_dir=args.calib_images,
+            calibration_cache=args.calib_cache,
+        )
+        if not args.onnx:
+            os.replace(source, onnx_path)
     print(f"Exported {engine}")
     if not args.no_verify:
         # Reduced precision is checked against a looser bound unless one is given.

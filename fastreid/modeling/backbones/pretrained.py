@@ -1,9 +1,19 @@
-"""Loading pretrained backbone weights from a local file, with a per-key report."""
+"""Pretrained backbone weights, with a per-key report.
+
+``MODEL.BACKBONE.PRETRAIN_PATH`` loads a local file. ``PRETRAIN True`` with no path resolves
+the backbone's ImageNet weights by their usual file name: the torch hub cache first, then a
+download through ``torch.hub`` with the sha256-prefix check of the name. When neither works
+the build stops with one line that names the file, where to put it and the ways out.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+import sys
+import urllib.error
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -12,8 +22,18 @@ from torch import nn
 
 from fastreid.config import CfgNode
 from fastreid.utils.checkpoint import CheckpointError
+from fastreid.utils.errors import BadInputError
 
-__all__ = ["LoadReport", "load_pretrained_weights", "load_backbone_pretrain", "unwrap_state_dict"]
+__all__ = [
+    "IMAGENET_WEIGHTS",
+    "LoadReport",
+    "PretrainUnavailableError",
+    "hub_checkpoint_dirs",
+    "load_backbone_pretrain",
+    "load_pretrained_weights",
+    "resolve_imagenet_weights",
+    "unwrap_state_dict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,25 +144,169 @@ def load_pretrained_weights(
     return report
 
 
+# ---------------------------------------------------------------------------------------------
+# ImageNet weights resolved by name: the torch hub cache first, then a hash-checked download.
+# ---------------------------------------------------------------------------------------------
+
+# Set to 1 to never download (CI, air-gapped machines): only the hub cache is looked at.
+OFFLINE_ENV = "FASTREID_OFFLINE"
+# Seconds without data after which a download is abandoned (never a hang on a dead network).
+DOWNLOAD_TIMEOUT_S = 60.0
+
+_TORCHVISION = "https://download.pytorch.org/models/"
+_IBN_NET = "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/"
+
+# Backbone key -> the file names (torchvision's current name, then FastReID's) with their URLs.
+# The 8 hex digits of each name are the start of the file's sha256 (torch.hub's convention),
+# checked on download. The first entry is the one downloaded.
+IMAGENET_WEIGHTS: Dict[str, List[Tuple[str, str]]] = {
+    "resnet18": [
+        ("resnet18-f37072fd.pth", _TORCHVISION),
+        ("resnet18-5c106cde.pth", _TORCHVISION),
+    ],
+    "resnet34": [
+        ("resnet34-b627a593.pth", _TORCHVISION),
+        ("resnet34-333f7ec4.pth", _TORCHVISION),
+    ],
+    "resnet50": [
+        ("resnet50-0676ba61.pth", _TORCHVISION),
+        ("resnet50-19c8e357.pth", _TORCHVISION),
+    ],
+    "resnet101": [
+        ("resnet101-63fe2227.pth", _TORCHVISION),
+        ("resnet101-5d3b4d8f.pth", _TORCHVISION),
+    ],
+    "resnet152": [
+        ("resnet152-394f9c45.pth", _TORCHVISION),
+        ("resnet152-b121ed2d.pth", _TORCHVISION),
+    ],
+    "resnet18_ibn_a": [("resnet18_ibn_a-2f571257.pth", _IBN_NET)],
+    "resnet34_ibn_a": [("resnet34_ibn_a-94bc1577.pth", _IBN_NET)],
+    "resnet50_ibn_a": [("resnet50_ibn_a-d9d0bb7b.pth", _IBN_NET)],
+    "resnet101_ibn_a": [("resnet101_ibn_a-59ea0ac6.pth", _IBN_NET)],
+    "resnext50_32x4d": [("resnext50_32x4d-7cdf4587.pth", _TORCHVISION)],
+    "resnext101_32x8d": [("resnext101_32x8d-8ba56ff5.pth", _TORCHVISION)],
+}
+
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+class PretrainUnavailableError(BadInputError):
+    """``PRETRAIN True`` without a path, and the ImageNet weights are neither cached nor
+    downloadable; the message names the file, where to put it and the ways out."""
+
+
+def hub_checkpoint_dirs() -> List[str]:
+    """Where cached ImageNet weights are looked for: torch hub's ``<hub dir>/checkpoints``
+    (torchvision) and ``$TORCH_HOME/checkpoints`` (FastReID's own download folder)."""
+    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+    torch_home = os.path.dirname(torch.hub.get_dir())  # get_dir() is $TORCH_HOME/hub
+    dirs = [hub, os.path.join(torch_home, "checkpoints")]
+    return list(dict.fromkeys(dirs))
+
+
+def _offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _download(url: str, dst: str) -> None:
+    """``torch.hub.download_url_to_file`` with the sha256-prefix check of the file name and a
+    socket timeout. The file appears at ``dst`` only when complete and matching."""
+    match = _HASH_IN_NAME.search(os.path.basename(dst))
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(
+            url, dst, hash_prefix=match.group(1) if match else None, progress=sys.stderr.isatty()
+        )
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"no connection ({exc.reason})"
+    if isinstance(exc, RuntimeError) and "invalid hash value" in str(exc):
+        return f"refused, the file's sha256 does not match its name ({exc})"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def resolve_imagenet_weights(key: str, download: Optional[bool] = None) -> str:
+    """The local path of the ImageNet weights named ``key`` in :data:`IMAGENET_WEIGHTS`.
+
+    Looks in :func:`hub_checkpoint_dirs` under every known file name, then downloads the first
+    name into the hub cache (unless ``download`` is False or ``FASTREID_OFFLINE=1``).
+    Raises :class:`PretrainUnavailableError` (one line: the file, where to put it, the ways
+    out) when neither works.
+    """
+    if key not in IMAGENET_WEIGHTS:
+        raise PretrainUnavailableError(
+            f"MODEL.BACKBONE.PRETRAIN is True but no ImageNet weights are known for '{key}'. "
+            "Set MODEL.BACKBONE.PRETRAIN_PATH to a local weights file, or "
+            "MODEL.BACKBONE.PRETRAIN False to train from random init."
+        )
+    names = IMAGENET_WEIGHTS[key]
+    dirs = hub_checkpoint_dirs()
+    for directory in dirs:
+        for name, _ in names:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path):
+                logger.info("ImageNet weights of %s: %s (torch hub cache).", key, path)
+                return path
+    name, base = names[0]
+    url = base + name
+    target = os.path.join(dirs[0], name)
+    if download is None:
+        download = True
+    if download and not _offline():
+        try:
+            os.makedirs(dirs[0], exist_ok=True)
+            logger.info("Downloading the ImageNet weights of %s from %s to %s", key, url, target)
+            _download(url, target)
+            return target
+        except Exception as exc:  # urllib, socket and hash errors all end in the one message
+            why = f"the download from {url} failed: {_reason(exc)}"
+    else:
+        why = f"downloads are off ({OFFLINE_ENV}=1)" if _offline() else "downloads are off"
+    looked_for = " or ".join(n for n, _ in names)
+    raise PretrainUnavailableError(
+        f"MODEL.BACKBONE.PRETRAIN is True but the ImageNet weights of {key} ({looked_for}) are "
+        f"not in {' or '.join(dirs)} and {why}. Download {url} into {dirs[0]}, or set "
+        "MODEL.BACKBONE.PRETRAIN_PATH to a local weights file, or MODEL.BACKBONE.PRETRAIN False "
+        "to train from random init."
+    )
+
+
 def load_backbone_pretrain(
-    model: nn.Module, cfg: CfgNode, key_mapper: Optional[KeyMapper] = None
+    model: nn.Module,
+    cfg: CfgNode,
+    key_mapper: Optional[KeyMapper] = None,
+    imagenet: Optional[str] = None,
 ) -> Optional[LoadReport]:
     """Apply ``MODEL.BACKBONE.PRETRAIN`` / ``PRETRAIN_PATH`` to a freshly built backbone.
 
-    Nothing is ever downloaded. ``PRETRAIN`` with an empty path warns and keeps random init;
-    a path that does not exist raises ``FileNotFoundError``.
+    A path is loaded as is (``FileNotFoundError`` when it does not exist). With an empty path
+    the ImageNet weights named ``imagenet`` (a key of :data:`IMAGENET_WEIGHTS`, given by the
+    backbone's builder) are resolved by :func:`resolve_imagenet_weights`; a backbone without
+    known weights raises :class:`PretrainUnavailableError`. Never a silent random init.
     """
     if not cfg.MODEL.BACKBONE.PRETRAIN:
         return None
     path = cfg.MODEL.BACKBONE.PRETRAIN_PATH
     if not path:
-        logger.warning(
-            "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: %s starts "
-            "from random init. Set PRETRAIN_PATH to a local weights file (nothing is downloaded) "
-            "or PRETRAIN False to silence this.",
-            cfg.MODEL.BACKBONE.NAME,
+        if imagenet is None:
+            raise PretrainUnavailableError(
+                f"MODEL.BACKBONE.PRETRAIN is True but {cfg.MODEL.BACKBONE.NAME} (DEPTH "
+                f"{cfg.MODEL.BACKBONE.DEPTH}) has no ImageNet weights that fastreid can fetch. "
+                "Set MODEL.BACKBONE.PRETRAIN_PATH to a local weights file, or "
+                "MODEL.BACKBONE.PRETRAIN False to train from random init."
+            )
+        path = resolve_imagenet_weights(
+            imagenet, download=bool(cfg.MODEL.BACKBONE.get("PRETRAIN_DOWNLOAD", True))
         )
-        return None
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(

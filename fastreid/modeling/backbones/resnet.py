@@ -328,9 +328,27 @@ def _split_bn_into_ibn(model: nn.Module, state: Dict[str, torch.Tensor]) -> Dict
     return out
 
 
-def _load_pretrain(model: ResNet, cfg: CfgNode) -> None:
+def imagenet_weights_key(depth: str, with_ibn: bool, groups: int = 1, width: int = 64) -> str:
+    """The :data:`~fastreid.modeling.backbones.pretrained.IMAGENET_WEIGHTS` key of a ResNet
+    (``resnet50``, ``resnet50_ibn_a``, ``resnext101_32x8d``). SE and non-local blocks have no
+    ImageNet weights of their own: they keep their init, the rest loads."""
+    number = depth.rstrip("x")
+    if groups > 1:
+        return f"resnext{number}_{groups}x{width}d" + ("_ibn_a" if with_ibn else "")
+    return f"resnet{number}" + ("_ibn_a" if with_ibn else "")
+
+
+def _load_pretrain(model: nn.Module, cfg: CfgNode, imagenet: Optional[str] = None) -> None:
+    """``PRETRAIN`` / ``PRETRAIN_PATH`` for a torchvision-named ResNet; ``imagenet`` defaults to
+    the plain ResNet of ``DEPTH`` / ``WITH_IBN`` (FastDistill's ResNet uses the same files)."""
+    if imagenet is None:
+        bb = cfg.MODEL.BACKBONE
+        imagenet = imagenet_weights_key(str(bb.DEPTH), bool(bb.WITH_IBN))
     load_backbone_pretrain(
-        model, cfg, key_mapper=lambda s: _split_bn_into_ibn(model, resnet_key_mapper(s))
+        model,
+        cfg,
+        key_mapper=lambda s: _split_bn_into_ibn(model, resnet_key_mapper(s)),
+        imagenet=imagenet,
     )
 
 
@@ -359,7 +377,7 @@ def build_resnet_backbone(cfg: CfgNode) -> ResNet:
         with_se=bb.WITH_SE,
         non_local=NL_BLOCKS_PER_STAGE[depth] if bb.WITH_NL else (0, 0, 0, 0),
     )
-    _load_pretrain(model, cfg)
+    _load_pretrain(model, cfg, imagenet_weights_key(depth, bb.WITH_IBN))
     return model
 
 
@@ -398,5 +416,5 @@ def build_resnext_backbone(cfg: CfgNode) -> ResNet:
         ibn_in_stage4=True,
         torchvision_pool=True,
     )
-    _load_pretrain(model, cfg)
+    _load_pretrain(model, cfg, imagenet_weights_key(depth, bb.WITH_IBN, groups, width))
     return model
