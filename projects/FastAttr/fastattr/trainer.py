@@ -16,6 +16,7 @@ from fastreid.utils import comm
 
 from .config import add_attr_config
 from .datasets import AttrDataset, check_same_attributes, positive_ratios
+from .datasets.market_attr import MarketAttrLayout
 
 __all__ = ["AttrTrainer", "build_attribute_datasets", "set_num_attributes"]
 
@@ -26,8 +27,12 @@ def build_attribute_datasets(cfg: CfgNode, names: List[str], **kwargs: Any) -> L
     """The registered datasets ``names``, each checked to be an attribute dataset."""
     datasets = []
     for name in names:
-        dataset = DATASET_REGISTRY.get(name)(
-            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process(), **kwargs
+        cls = DATASET_REGISTRY.get(name)
+        extra = dict(kwargs)
+        if issubclass(cls, MarketAttrLayout):  # per-identity .mat files with multi-class fields
+            extra.setdefault("multi_class", cfg.DATASETS.ATTR_MULTI_CLASS)
+        dataset = cls(
+            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process(), **extra
         )
         if not isinstance(dataset, AttrDataset):
             raise ValueError(
@@ -82,7 +87,9 @@ class AttrTrainer(DefaultTrainer):
             if trained and trained != count:
                 raise ValueError(
                     f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} predicts {trained} attributes but "
-                    f"{first} has {count}; evaluate it on the kind of dataset it was trained on."
+                    f"{first} has {count}; evaluate it on the kind of dataset it was trained on "
+                    "(FastReID's Market1501-attribute models have 27 outputs, one for age: set "
+                    "DATASETS.ATTR_MULTI_CLASS fastreid)."
                 )
         set_num_attributes(cfg, count, first)
         return super().evaluate_weights(cfg)

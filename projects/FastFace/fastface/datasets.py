@@ -13,15 +13,17 @@ Layouts (under the datasets root, ``DATASETS.ROOT`` / ``$FASTREID_DATASETS`` / `
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Callable, Dict, List, Optional
+import random
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from fastreid.data.data_utils import CorruptImageError
+from fastreid.data.data_utils import SKIP_CORRUPT_KEY, CorruptImageError
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import (
     DatasetNotFoundError,
@@ -31,7 +33,7 @@ from fastreid.data.datasets.bases import (
 )
 
 from .pairs import read_pairs
-from .recordio import FaceRecIndex
+from .recordio import FaceRecIndex, RecordIOError
 
 __all__ = [
     "decode_face",
@@ -42,6 +44,9 @@ __all__ = [
     "PairImageDataset",
     "VERIFICATION_SETS",
 ]
+
+logger = logging.getLogger(__name__)
+_MAX_REPLACEMENTS = 20  # replacement draws before giving up (SKIP_CORRUPT)
 
 
 def decode_face(data: bytes, where: str) -> torch.Tensor:
@@ -62,10 +67,14 @@ class RecFaceDataset(Dataset):
     ``num_classes`` is the identity count of the ``.rec`` header.
     """
 
-    def __init__(self, rec_path: str, transform: Optional[Callable] = None) -> None:
+    def __init__(
+        self, rec_path: str, transform: Optional[Callable] = None, skip_corrupt: bool = False
+    ) -> None:
         self.rec_path = rec_path
         self.index = FaceRecIndex(rec_path)
         self.transform = transform
+        self.skip_corrupt = skip_corrupt
+        self.skipped = 0  # records skipped by this process (each loader worker counts its own)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -78,16 +87,30 @@ class RecFaceDataset(Dataset):
     def num_cameras(self) -> int:
         return 1
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def _decode(self, i: int) -> Tuple[torch.Tensor, int, int]:
         key = self.index.image_keys[i]
         where = f"{self.rec_path} record {key}"
-        _, payload, label = self.index.sample(i)
+        try:
+            _, payload, label = self.index.sample(i)
+        except RecordIOError as e:
+            raise CorruptImageError(str(e)) from None
         if not 0 <= label < self.num_classes:
-            raise ValueError(
+            raise CorruptImageError(
                 f"{where} has class {label}, outside 0..{self.num_classes - 1} announced by the "
                 "header; the .rec is inconsistent."
             )
-        image = decode_face(payload, where)
+        return decode_face(payload, where), label, key
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        try:
+            image, label, key = self._decode(i)
+        except CorruptImageError as error:
+            if not self.skip_corrupt:
+                raise CorruptImageError(
+                    f"{error} Set {SKIP_CORRUPT_KEY} True to skip unreadable records with a "
+                    "warning."
+                ) from None
+            image, label, key = self._replacement(i, error)
         if self.transform is not None:
             image = self.transform(image)
         return {
@@ -96,6 +119,27 @@ class RecFaceDataset(Dataset):
             "camids": 0,
             "img_paths": f"{self.rec_path}#{key}",
         }
+
+    def _replacement(self, i: int, error: CorruptImageError) -> Tuple[torch.Tensor, int, int]:
+        """Another readable record in place of the unreadable ``i`` (SKIP_CORRUPT)."""
+        rng = random.Random(i)
+        self.skipped += 1
+        logger.warning(
+            "Skipping unreadable record (%d skipped in this process): %s", self.skipped, error
+        )
+        for _ in range(_MAX_REPLACEMENTS if len(self) > 1 else 0):
+            other = rng.randrange(len(self) - 1)
+            try:
+                return self._decode(other + (other >= i))  # any record but i
+            except CorruptImageError as e:
+                self.skipped += 1
+                logger.warning(
+                    "Skipping unreadable record (%d skipped in this process): %s", self.skipped, e
+                )
+        raise CorruptImageError(
+            f"{_MAX_REPLACEMENTS} replacement records for {self.rec_path} record "
+            f"{self.index.image_keys[i]} were unreadable too; the .rec looks broken."
+        )
 
 
 @DATASET_REGISTRY.register()
