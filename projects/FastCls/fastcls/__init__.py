@@ -2,9 +2,10 @@
 
 Importing this package registers its datasets (``ClsImageFolder``, ``Hymenoptera``,
 ``FashionMNIST``), the ``ClsEvaluator`` and the ``build_small_resnet_backbone`` backbone.
+FastReID's names ``ClasTrainer`` and ``ClasDataset`` (its ``FastClas`` project) are aliases.
 """
 
-from .data import ClsDataset, ItemDataset, read_item_image
+from .data import ClasDataset, ClsDataset, ItemDataset, read_item_image
 from .datasets import (
     FASHION_MNIST_CLASSES,
     ClsImageFolder,
@@ -16,11 +17,13 @@ from .datasets import (
 from .evaluator import ClsEvaluator, classification_metrics, save_confusion_matrix
 from .idx import IdxFileError, read_idx, write_idx
 from .small_resnet import SmallResNet, build_small_resnet_backbone
-from .trainer import IDX2CLASS_FILE, ClsTrainer, load_idx2class, save_idx2class
+from .trainer import IDX2CLASS_FILE, ClasTrainer, ClsTrainer, load_idx2class, save_idx2class
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "IDX2CLASS_FILE",
+    "ClasDataset",
+    "ClasTrainer",
     "ClsDataset",
     "ClsEvaluator",
     "ClsImageFolder",

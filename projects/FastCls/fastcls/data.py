@@ -16,7 +16,13 @@ from fastreid.utils import comm
 
 from .datasets import idx_image
 
-__all__ = ["ClsDataset", "ItemDataset", "build_item_test_loader", "read_item_image"]
+__all__ = [
+    "ClasDataset",
+    "ClsDataset",
+    "ItemDataset",
+    "build_item_test_loader",
+    "read_item_image",
+]
 
 
 def read_item_image(path: str) -> Optional[torch.Tensor]:
@@ -110,3 +116,7 @@ def build_item_test_loader(
         num_query=len(test_set) if all_queries else num_query,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
     )
+
+
+# FastReID's name for the dataset.
+ClasDataset = ClsDataset

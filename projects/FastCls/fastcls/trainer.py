@@ -13,11 +13,12 @@ from fastreid.data.datasets import DATASET_REGISTRY, resolve_datasets_root
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
+from fastreid.utils.errors import BadInputError
 from fastreid.utils.file_io import atomic_write_text
 
 from .data import ClsDataset, build_item_test_loader
 
-__all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
+__all__ = ["ClasTrainer", "ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
 logger = logging.getLogger("fastreid")
 
@@ -100,6 +101,13 @@ class ClsTrainer(DefaultTrainer):
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        want = cfg.MODEL.HEADS.NUM_CLASSES
+        if want not in (0, num_classes):  # before the model is built, not at the first step
+            raise BadInputError(
+                f"MODEL.HEADS.NUM_CLASSES is {want} but the training data "
+                f"({', '.join(cfg.DATASETS.NAMES)}) has {num_classes} classes; set "
+                f"MODEL.HEADS.NUM_CLASSES {num_classes}, or 0 to take it from the data."
+            )
         cfg = super().auto_scale_hyperparams(cfg, num_classes)
         if comm.is_main_process() and cfg.OUTPUT_DIR and cls.class_names:
             path = save_idx2class(cls.class_names, cfg.OUTPUT_DIR)
@@ -137,3 +145,7 @@ class ClsTrainer(DefaultTrainer):
             ),
             all_queries=True,
         )
+
+
+# FastReID's name for the trainer.
+ClasTrainer = ClsTrainer
