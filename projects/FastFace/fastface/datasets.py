@@ -9,6 +9,8 @@ Layouts (under the datasets root, ``DATASETS.ROOT`` / ``$FASTREID_DATASETS`` / `
 * Verification sets: ``faces_emore/<name>.bin`` as insightface ships them
   (``lfw.bin``, ``cfp_fp.bin``, ``cfp_ff.bin``, ``agedb_30.bin``, ``calfw.bin``,
   ``cplfw.bin``, ``vgg2_fp.bin``); ``SyntheticFaceVal`` reads ``SyntheticFace/val.bin``.
+  Without the ``.bin``, FastReID's bcolz folders are read: ``faces_emore_val/<name>/`` and
+  ``faces_emore_val/<name>_list.npy`` (:mod:`.bcolz`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from fastreid.data.datasets.bases import (
     resolve_datasets_root,
 )
 
+from .bcolz import read_bcolz_pairs
 from .pairs import read_pairs
 from .recordio import FaceRecIndex, RecordIOError
 
@@ -201,16 +204,27 @@ class PairSet:
     query: List = []
     gallery: List = []
 
+    bcolz_folder = "faces_emore_val"  # FastReID's layout: <name>/ (bcolz) + <name>_list.npy
+    decoded = False  # images are encoded files (.bin) or decoded uint8 arrays (bcolz)
+
     def __init__(self, root: str = "", verbose: bool = True, **_: Any) -> None:
         self.root = resolve_datasets_root(root)
         self.path = os.path.join(self.root, self.folder, self.file)
-        if not os.path.isfile(self.path):
+        stem = os.path.splitext(self.file)[0]
+        bcolz_dir = os.path.join(self.root, self.bcolz_folder)
+        if os.path.isfile(self.path):
+            self.images, self.issame = read_pairs(self.path)
+        elif os.path.isdir(os.path.join(bcolz_dir, stem)):
+            self.path = os.path.join(bcolz_dir, stem)
+            self.images, self.issame = read_bcolz_pairs(bcolz_dir, stem)
+            self.decoded = True
+        else:
             raise DatasetNotFoundError(
                 f"Verification set '{type(self).__name__}' not found: missing {self.path}. "
                 f"Put insightface's {self.file} in {os.path.join(self.root, self.folder)} (see "
-                "datasets/README.md), or set DATASETS.ROOT."
+                f"datasets/README.md), or FastReID's bcolz folder {stem}/ and {stem}_list.npy "
+                f"in {bcolz_dir}, or set DATASETS.ROOT."
             )
-        self.images, self.issame = read_pairs(self.path)
 
     def __len__(self) -> int:
         return len(self.issame)
@@ -246,13 +260,17 @@ class PairImageDataset(Dataset):
         self.images = pairs.images
         self.issame = np.asarray(pairs.issame, dtype=bool)
         self.where = getattr(pairs, "path", "pair set")
+        self.decoded = bool(getattr(pairs, "decoded", False))
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
-        image = decode_face(self.images[i], f"{self.where} image {i}")
+        if self.decoded:  # bcolz sets: uint8 (3, H, W) arrays
+            image = torch.from_numpy(np.ascontiguousarray(self.images[i]))
+        else:
+            image = decode_face(self.images[i], f"{self.where} image {i}")
         if self.transform is not None:
             image = self.transform(image)
         return {
