@@ -304,6 +304,8 @@ _C.DATALOADER.SET_WEIGHT = []
 _C.DATALOADER.NUM_INSTANCE = 4
 # Worker processes per loader.
 _C.DATALOADER.NUM_WORKERS = 8
+# The main process keeps at most cores - NUM_WORKERS intra-op threads (False: torch's default).
+_C.DATALOADER.SPLIT_CORES = True
 # (fastreid) Skip unreadable images with a warning instead of stopping with an error.
 _C.DATALOADER.SKIP_CORRUPT = False
 
