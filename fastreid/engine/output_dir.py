@@ -118,7 +118,9 @@ def acquire_output_dir(output_dir: str) -> str:
             except FileExistsError:
                 owner = _owner(path)
                 if owner is None:
-                    raise _busy(output_dir, path, "a run whose lock file cannot be read (empty or damaged") from None
+                    raise _busy(
+                        output_dir, path, "a run whose lock file cannot be read (empty or damaged"
+                    ) from None
                 pid, host = owner
                 if (pid, host) != (os.getpid(), here):  # else ours (e.g. taken before a fork)
                     if host != here or _alive(pid):
