@@ -251,8 +251,14 @@ class SyntheticAttr(Market1501Attr):
     market_attribute.mat
 """
 
-    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
+    def __init__(
+        self,
+        root: str = "",
+        combineall: bool = False,
+        verbose: bool = True,
+        multi_class: str = "one_hot",
+    ) -> None:
         folder = os.path.join(resolve_datasets_root(root), self.folders[0])
         if os.path.isfile(os.path.join(folder, ATTRIBUTES_FILE)):
             write_attribute_files(folder)  # a set generated before the writer was registered
-        super().__init__(root, combineall=combineall, verbose=verbose)
+        super().__init__(root, combineall=combineall, verbose=verbose, multi_class=multi_class)
