@@ -94,7 +94,7 @@ _WORLD: Dict[str, object] = {}
 def _init_worker(seed: int, num_people: int, height: int, width: int) -> None:
     import numpy as np
 
-    from fastreid.data import synthetic
+    from fastreid.data.synthetic import reid as synthetic
 
     rng = np.random.default_rng(seed)
     _WORLD["people"] = [synthetic.random_identity(rng) for _ in range(num_people + 1)]
@@ -106,7 +106,7 @@ def _init_worker(seed: int, num_people: int, height: int, width: int) -> None:
 def _render(task: Tuple[int, int, int, str, str]) -> None:
     import numpy as np
 
-    from fastreid.data import synthetic
+    from fastreid.data.synthetic import reid as synthetic
 
     index, pid, cam, folder, root = task
     rng = np.random.default_rng([int(_WORLD["seed"]), index])

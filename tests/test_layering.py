@@ -29,8 +29,11 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
 # Folders whose files are checked (tests/ itself may import anything to test it; the projects'
 # own tests belong to their project and follow its rule).
 CHECKED = ("fastreid", "tools", "benchmarks", "projects")
+# Another name of the same project (FastReID spells FastCls "FastClas"): one unit, not two.
+PROJECT_ALIASES = {"FastClas": "FastCls"}
 PROJECT_NAMES = re.compile(
-    r"\bFast(Attr|Cls|Distill|Face|Retri|Tune)\b|\bfast(attr|cls|distill|face|retri|tune)\b"
+    r"\bFast(Attr|Cls|Clas|Distill|Face|Retri|Tune)\b"
+    r"|\bfast(attr|cls|clas|distill|face|retri|tune)\b"
     r"|\bprojects\."
 )
 
@@ -44,7 +47,9 @@ def unit_of(module: str) -> Optional[str]:
     or None for a module outside the table (a third-party package)."""
     parts = module.split(".")
     if parts[0] == "projects":
-        return "projects" if len(parts) == 1 else f"projects.{parts[1]}"
+        if len(parts) == 1:
+            return "projects"
+        return f"projects.{PROJECT_ALIASES.get(parts[1], parts[1])}"
     layers = _layer_of()
     if parts[0] == "fastreid" and len(parts) > 1:
         unit = f"fastreid.{parts[1]}"  # every sub-package of the core is named in the table

@@ -181,6 +181,8 @@ _C.KD.EMA = CN()
 _C.KD.EMA.ENABLED = False
 # EMA momentum.
 _C.KD.EMA.MOMENTUM = 0.999
+# Also average the float buffers (BN statistics) into the EMA teacher (False: FastReID, params only).
+_C.KD.EMA.BUFFERS = True
 # Softmax temperature of the logit distillation (FastReID hard-codes 16).
 _C.KD.TEMPERATURE = 16.0
 # Weight of the logit distillation loss (loss_jsdiv / loss_js / loss_kl).
@@ -189,6 +191,8 @@ _C.KD.LOSS_WEIGHT = 1.0
 _C.KD.DIVERGENCE = "symmetric_kl"
 # Teacher BN mode in training: eval (frozen statistics) or train (batch statistics, FastReID's).
 _C.KD.TEACHER_MODE = "eval"
+# Teacher input: own (each normalises raw images with its PIXEL_MEAN/STD) or student (FastReID's).
+_C.KD.TEACHER_NORM = "own"
 # Weight of DistillerOverhaul's feature loss (loss_overhaul).
 _C.KD.OVERHAUL_WEIGHT = 1.0
 
@@ -303,6 +307,8 @@ _C.DATALOADER.SET_WEIGHT = []
 _C.DATALOADER.NUM_INSTANCE = 4
 # Worker processes per loader.
 _C.DATALOADER.NUM_WORKERS = 8
+# The main process keeps at most cores - NUM_WORKERS intra-op threads (False: torch's default).
+_C.DATALOADER.SPLIT_CORES = True
 # (fastreid) Skip unreadable images with a warning instead of stopping with an error.
 _C.DATALOADER.SKIP_CORRUPT = False
 # (fastreid) Device data path: decode the training set once into a uint8 cache at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -136,7 +137,26 @@ def _train_loader_from_config(
         "total_batch_size": cfg.SOLVER.IMS_PER_BATCH,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
         "device_data": device_data_options(cfg),
+        "split_cores": cfg.DATALOADER.SPLIT_CORES,
     }
+
+
+def share_cores(num_workers: int) -> None:
+    """Leave ``num_workers`` of the CPU cores to the loader workers: the main process keeps at
+    most the remaining cores for its intra-op threads (torch already gives each worker one),
+    so the two do not oversubscribe a small or busy machine. ``OMP_NUM_THREADS``, when set,
+    decides instead."""
+    if num_workers <= 0 or "OMP_NUM_THREADS" in os.environ:
+        return
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    cores = len(getaffinity(0)) if getaffinity else (os.cpu_count() or 1)
+    main_threads = max(1, cores - num_workers)
+    if torch.get_num_threads() > main_threads:
+        logger.info(
+            f"{num_workers} loader worker(s) on {cores} cores: the main process uses "
+            f"{main_threads} thread(s) (DATALOADER.SPLIT_CORES)."
+        )
+        torch.set_num_threads(main_threads)
 
 
 @configurable(from_config=_train_loader_from_config)
@@ -147,6 +167,7 @@ def build_reid_train_loader(
     total_batch_size: int,
     num_workers: int = 0,
     device_data: Optional[DeviceDataOptions] = None,
+    split_cores: bool = True,
 ) -> DataLoader:
     """An infinite loader of training batches.
 
@@ -167,6 +188,8 @@ def build_reid_train_loader(
             f"of processes ({world_size})."
         )
     mini_batch_size = total_batch_size // world_size
+    if split_cores:
+        share_cores(num_workers)
     if sampler is None:
         sampler = samplers.TrainingSampler(len(train_set))
     batch_sampler = BatchSampler(sampler, mini_batch_size, drop_last=True)
@@ -218,12 +241,17 @@ def _test_loader_from_config(
         "test_batch_size": cfg.TEST.IMS_PER_BATCH,
         "num_query": len(test_set) if all_queries else num_query,
         "num_workers": cfg.DATALOADER.NUM_WORKERS,
+        "split_cores": cfg.DATALOADER.SPLIT_CORES,
     }
 
 
 @configurable(from_config=_test_loader_from_config)
 def build_reid_test_loader(
-    test_set: CommDataset, test_batch_size: int, num_query: int, num_workers: int = 0
+    test_set: CommDataset,
+    test_batch_size: int,
+    num_query: int,
+    num_workers: int = 0,
+    split_cores: bool = True,
 ) -> Tuple[DataLoader, int]:
     """A loader over query then gallery images, each exactly once over all processes.
 
@@ -236,6 +264,8 @@ def build_reid_test_loader(
     most ``test_batch_size // world_size`` images.
     """
     mini_batch_size = max(1, test_batch_size // comm.get_world_size())
+    if split_cores:
+        share_cores(num_workers)
     batch_sampler = BatchSampler(
         samplers.InferenceSampler(len(test_set)), mini_batch_size, drop_last=False
     )

@@ -1,8 +1,10 @@
 """Guarding OUTPUT_DIR: one live run per folder, and no silent overwrite of a finished run.
 
-* A run holds ``OUTPUT_DIR/run.lock`` (its pid and host) while it runs. A second run into
-  the same folder is refused while that process lives; a lock left by a process that no
-  longer exists (killed) is taken over with a warning.
+* A run holds ``OUTPUT_DIR/run.lock`` (its pid and host) while it runs. The file is
+  written whole to a temporary name and linked into place, so no run ever reads a
+  half-written lock. A second run into the same folder is refused while that process
+  lives; a lock left by a process of this host that no longer exists (killed) is taken
+  over with a warning; a lock that cannot be read is never taken over.
 * Training into a folder that already holds checkpoints (a finished or interrupted run)
   without ``--resume`` is refused, naming ``--resume`` (continue it) and ``--overwrite``
   (start anew and replace its checkpoints).
@@ -15,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import tempfile
 from typing import Dict, Optional, Tuple
 
 from fastreid.utils.errors import BadInputError
@@ -43,12 +46,13 @@ class OutputDirInUseError(BadInputError, RuntimeError):
 
 
 def _owner(path: str) -> Optional[Tuple[int, str]]:
+    """The (pid, host) a lock file names; None when it cannot be read or parsed."""
     try:
         with open(path, encoding="utf-8") as f:
             pid, host = f.read().split()[:2]
         return int(pid), host
     except (OSError, ValueError):
-        return None  # unreadable or half-written: treated as stale
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -61,48 +65,76 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _folder_guard(output_dir: str):
+    """Serialise lock decisions between processes of this host: ``flock`` on the folder."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the link below is still atomic
+        yield
+        return
+    fd = os.open(output_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _busy(output_dir: str, path: str, detail: str) -> OutputDirBusyError:
+    return OutputDirBusyError(
+        f"OUTPUT_DIR '{output_dir}' is in use by {detail}, see {path}): two runs in one "
+        "folder would mix their logs, metrics and checkpoints. Set OUTPUT_DIR to another "
+        f"folder, or wait for that run to end (delete {path} only if no run uses the folder)."
+    )
+
+
 def acquire_output_dir(output_dir: str) -> str:
     """Take ``output_dir``'s lock for this process (re-entrant); returns the lock's path.
 
+    The lock file appears complete or not at all: its content (pid and host) is written to
+    a temporary file that is then hard-linked into place, which fails when a lock exists.
+    A lock is stale only when it names a process of this host that no longer runs; a lock
+    that cannot be read is never taken over.
+
     Raises:
         OutputDirBusyError: a live process (on this host, or on another host sharing the
-            folder) holds it.
+            folder) holds it, or the lock file cannot be read.
     """
     path = os.path.join(output_dir, LOCK_NAME)
-    content = f"{os.getpid()} {socket.gethostname()}\n"
+    here = socket.gethostname()
+    content = f"{os.getpid()} {here}\n"
     if _held.get(path) == content:
         return path
-    for _ in range(3):  # another process may take a stale lock at the same moment
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _owner(path)
-            if owner is not None:
-                pid, host = owner
-                if (pid, host) == (os.getpid(), socket.gethostname()):
-                    break  # ours (e.g. taken before a fork)
-                if host != socket.gethostname() or _alive(pid):
-                    raise OutputDirBusyError(
-                        f"OUTPUT_DIR '{output_dir}' is in use by a running process (pid {pid} "
-                        f"on {host}, see {path}): two runs in one folder would mix their logs, "
-                        "metrics and checkpoints. Set OUTPUT_DIR to another folder, or wait "
-                        f"for that run to end (delete {path} only if no run uses the folder)."
-                    ) from None
-                logger.warning(
-                    f"Taking over the lock of OUTPUT_DIR '{output_dir}' left by process {pid}, "
-                    "which is no longer running."
-                )
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-            continue
+    fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_NAME}.", dir=output_dir)
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(content)
-        break
-    else:
-        raise OutputDirBusyError(
-            f"Could not take the lock {path} of OUTPUT_DIR '{output_dir}': other processes "
-            "keep taking it. Set OUTPUT_DIR to a folder no other run uses."
-        )
+            f.flush()
+            os.fsync(f.fileno())
+        with _folder_guard(output_dir):
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                owner = _owner(path)
+                if owner is None:
+                    raise _busy(
+                        output_dir, path, "a run whose lock file cannot be read (empty or damaged"
+                    ) from None
+                pid, host = owner
+                if (pid, host) != (os.getpid(), here):  # else ours (e.g. taken before a fork)
+                    if host != here or _alive(pid):
+                        raise _busy(
+                            output_dir, path, f"a running process (pid {pid} on {host}"
+                        ) from None
+                    logger.warning(
+                        f"Taking over the lock of OUTPUT_DIR '{output_dir}' left by process "
+                        f"{pid}, which is no longer running."
+                    )
+                    os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
     _held[path] = content
     return path
 
@@ -113,10 +145,11 @@ def release_output_dir(output_dir: Optional[str] = None) -> None:
         if output_dir is not None and path != os.path.join(output_dir, LOCK_NAME):
             continue
         try:
-            with open(path, encoding="utf-8") as f:
-                ours = f.read() == content
-            if ours:
-                os.remove(path)
+            with _folder_guard(os.path.dirname(path)):
+                with open(path, encoding="utf-8") as f:
+                    ours = f.read() == content
+                if ours:
+                    os.remove(path)
         except OSError:
             pass
         _held.pop(path, None)

@@ -72,7 +72,7 @@ def setup_logger(
     plain = logging.Formatter(_FORMAT, datefmt=_DATE)
 
     if distributed_rank == 0:
-        console = logging.StreamHandler(stream=sys.stdout)
+        console = _StdoutHandler()
         console.setLevel(logging.DEBUG)
         if color and sys.stdout.isatty():
             console.setFormatter(
@@ -102,6 +102,22 @@ def setup_logger(
         for project_name in PROJECT_LOGGERS:
             _forward_to_fastreid(logging.getLogger(project_name))
     return logger
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at each record, not the one of the first set-up
+    (a redirected or replaced stdout, e.g. under a test harness, still gets the messages)."""
+
+    def __init__(self) -> None:
+        super().__init__(stream=sys.stdout)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # the stream is always the current sys.stdout
+        pass
 
 
 class _ForwardToFastreid(logging.Handler):

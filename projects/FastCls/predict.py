@@ -6,7 +6,10 @@
 
 ``--model`` is a training output folder (or one of its checkpoints): its config.yaml builds
 the network and its idx2class.json names the classes. Folders are searched recursively.
-Bad input ends with one ``error:`` line and exit code 2.
+Bad input ends with one ``error:`` line and exit code 2. An unreadable image is such an error
+unless ``DATALOADER.SKIP_CORRUPT`` is True (in the model's config.yaml or through
+``--opts DATALOADER.SKIP_CORRUPT True``): it is then skipped with a warning on stderr and
+every other image is predicted.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple, Union
 
 import torch
 
@@ -24,7 +27,7 @@ if not __package__:  # run as a script: import this project from the folder that
     sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
     __package__ = f"{os.path.basename(os.path.dirname(_HERE))}.{os.path.basename(_HERE)}"
 
-from fastreid.data.data_utils import read_image
+from fastreid.data.data_utils import CorruptImageError, read_image
 from fastreid.data.transforms import build_transforms
 from fastreid.predictor import load_model
 from fastreid.utils.errors import exit_on_bad_input
@@ -55,16 +58,34 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
 
 
 def predict(
-    model: torch.nn.Module, paths: Sequence[str], topk: int = 5, batch_size: int = 64
-) -> Iterable[Tuple[str, List[Tuple[int, float]]]]:
-    """Yield ``(path, [(class index, probability), ...])`` with the ``topk`` best classes."""
+    model: torch.nn.Module,
+    paths: Sequence[str],
+    topk: int = 5,
+    batch_size: int = 64,
+    skip_corrupt: bool = False,
+) -> Iterable[Tuple[str, Union[List[Tuple[int, float]], CorruptImageError]]]:
+    """Yield ``(path, [(class index, probability), ...])`` with the ``topk`` best classes.
+
+    An unreadable image raises :class:`CorruptImageError` naming it; with ``skip_corrupt``
+    (``DATALOADER.SKIP_CORRUPT``) it is yielded as ``(path, error)`` instead and the other
+    images are still predicted."""
     transform = build_transforms(model.cfg, is_train=False, to_float=True)
     device = next(model.parameters()).device
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        images = torch.stack([transform(read_image(p)) for p in chunk]).to(device)
+        chunk, images = [], []
+        for path in paths[start : start + batch_size]:
+            try:
+                images.append(transform(read_image(path)))
+            except CorruptImageError as error:
+                if not skip_corrupt:
+                    raise
+                yield path, error
+                continue
+            chunk.append(path)
+        if not chunk:
+            continue
         with torch.no_grad():
-            probs = model({"images": images}).float().softmax(dim=1)
+            probs = model({"images": torch.stack(images).to(device)}).float().softmax(dim=1)
         k = min(topk, probs.shape[1])
         values, indices = probs.topk(k, dim=1)
         for path, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
@@ -91,12 +112,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = load_idx2class(folder)
     paths = collect_images(args.input)
     model = load_model(args.model, opts=args.opts, device=args.device)
-    for path, best in predict(model, paths, args.topk):
+    skip = bool(model.cfg.DATALOADER.SKIP_CORRUPT)  # the model's config, after --opts
+    skipped = 0
+    for path, best in predict(model, paths, args.topk, skip_corrupt=skip):
+        if isinstance(best, CorruptImageError):
+            skipped += 1
+            print(f"warning: skipped unreadable image {path}: {best}", file=sys.stderr)
+            continue
         ranked = "  ".join(
             f"{rank}. {names[i] if i < len(names) else i} ({p * 100:.2f}%)"
             for rank, (i, p) in enumerate(best, start=1)
         )
         print(f"{path}\t{ranked}")
+    if skipped:
+        print(
+            f"warning: {skipped} of {len(paths)} images were unreadable and skipped "
+            "(DATALOADER.SKIP_CORRUPT).",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -43,6 +43,9 @@ def test_project_loggers_write_where_the_fastreid_logger_writes(tmp_path, capsys
     ]
     assert "per-attribute table" in capsys.readouterr().out
     # With the fastreid handlers gone, nothing is left behind on the project loggers.
-    assert all(
-        getattr(h, "_fastreid_forward", False) for h in logging.getLogger("projects").handlers
-    )
+    # (only the one forwarding handler: no console or file handler of its own, whatever other
+    # code attached to the same logger before)
+    for name in ("projects", "fastreid_projects"):
+        handlers = logging.getLogger(name).handlers
+        assert sum(getattr(h, "_fastreid_forward", False) for h in handlers) == 1
+        assert not any(getattr(h, "_fastreid_handler", False) for h in handlers)

@@ -14,7 +14,9 @@ How teachers are held (and why):
   evaluation also switches the model back to training mode) needs no teacher files;
 * they run under ``no_grad`` in eval mode (``KD.TEACHER_MODE eval``; FastReID's teachers
   stay in train mode, kept as ``KD.TEACHER_MODE train``), inside the student's autocast;
-* each normalises the raw images with its own ``MODEL.PIXEL_MEAN/STD``.
+* each normalises the raw images with its own ``MODEL.PIXEL_MEAN/STD`` (``KD.TEACHER_NORM
+  own``; FastReID hands every teacher the student's normalised images, ``KD.TEACHER_NORM
+  student``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TEACHER_MODES = ("eval", "train")
+TEACHER_NORMS = ("own", "student")
 # loss dict key of each KD.DIVERGENCE (FastReID logs the symmetric KL as loss_jsdiv).
 _LOSS_KEYS = {"symmetric_kl": "loss_jsdiv", "js": "loss_js", "kl": "loss_kl"}
 
@@ -259,8 +262,14 @@ class Distiller(Baseline):
             ``preprocess_image``), or zero-argument callables that build one; callables run
             when training starts.
         ema_momentum: add an EMA copy of the student as the first teacher (``None``: off);
-            ``p_ema = m * p_ema + (1 - m) * p_student`` before each step, parameters and
-            float buffers; it starts as a copy of the student at its first training step.
+            ``p_ema = m * p_ema + (1 - m) * p_student`` before each step, for the parameters
+            and (``ema_buffers``) the float buffers; it starts as a copy of the student at
+            its first training step.
+        ema_buffers: also average the float buffers (BN statistics) into the EMA teacher;
+            False is FastReID's behaviour (parameters only, buffers keep the first copy's).
+        teacher_norm: ``"own"`` (each teacher normalises the raw images with its own
+            PIXEL_MEAN/STD) or ``"student"`` (FastReID: teachers get the student's
+            normalised images).
         temperature, kd_weight, divergence: see ``logit_distillation_loss``.
         teacher_mode: ``"eval"`` (frozen BN statistics) or ``"train"`` (batch statistics,
             running statistics drift: FastReID's behaviour).
@@ -281,6 +290,8 @@ class Distiller(Baseline):
         kd_weight: float = 1.0,
         divergence: str = "symmetric_kl",
         teacher_mode: str = "eval",
+        ema_buffers: bool = True,
+        teacher_norm: str = "own",
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -297,6 +308,10 @@ class Distiller(Baseline):
             raise ValueError(
                 f"KD.TEACHER_MODE must be one of {', '.join(TEACHER_MODES)}, got {teacher_mode!r}."
             )
+        if teacher_norm not in TEACHER_NORMS:
+            raise ValueError(
+                f"KD.TEACHER_NORM must be one of {', '.join(TEACHER_NORMS)}, got {teacher_norm!r}."
+            )
         if temperature <= 0:
             raise ValueError(f"KD.TEMPERATURE must be > 0, got {temperature}.")
         if ema_momentum is not None and not 0.0 <= ema_momentum < 1.0:
@@ -311,6 +326,8 @@ class Distiller(Baseline):
         self.divergence = divergence
         self.teacher_mode = teacher_mode
         self.ema_momentum = ema_momentum
+        self.ema_buffers = bool(ema_buffers)
+        self.teacher_norm = teacher_norm
         # A plain list of modules or builders: deliberately not registered (see module doc).
         self._teacher_sources: List[TeacherSource] = list(teachers)
         self._file_teachers: Optional[List[nn.Module]] = None
@@ -338,6 +355,8 @@ class Distiller(Baseline):
         kwargs["kd_weight"] = kd.LOSS_WEIGHT
         kwargs["divergence"] = kd.DIVERGENCE
         kwargs["teacher_mode"] = kd.TEACHER_MODE
+        kwargs["ema_buffers"] = kd.EMA.BUFFERS
+        kwargs["teacher_norm"] = kd.TEACHER_NORM
         return kwargs
 
     # -- teachers ----------------------------------------------------------------------------
@@ -403,8 +422,12 @@ class Distiller(Baseline):
             return
         m = self.ema_momentum
         ema_state = self._ema_teacher_slot[0].state_dict()
+        params = {f"backbone.{k}" for k, _ in self.backbone.named_parameters()}
+        params |= {f"heads.{k}" for k, _ in self.heads.named_parameters()}
         for name, value in self._student_copy_state().items():
             target = ema_state[name]
+            if name not in params and not self.ema_buffers:
+                continue  # FastReID: buffers are not averaged
             if target.is_floating_point():
                 target.mul_(m).add_(value.detach(), alpha=1.0 - m)
             else:
@@ -418,6 +441,18 @@ class Distiller(Baseline):
     def _prepare_teacher(self, teacher: nn.Module) -> nn.Module:
         teacher.train(self.teacher_mode == "train")
         return teacher
+
+    def teacher_inputs(self, teacher: nn.Module, batched_inputs: BatchedInputs) -> BatchedInputs:
+        """What ``teacher`` is given: the batch itself (``teacher_norm="own"``), or a batch
+        whose images the teacher's own normalisation turns into the student's normalised
+        images (``"student"``, FastReID's behaviour)."""
+        if self.teacher_norm == "own":
+            return batched_inputs
+        normalised = self.preprocess_image(batched_inputs).float()
+        images = normalised * teacher.pixel_std + teacher.pixel_mean
+        if isinstance(batched_inputs, torch.Tensor):
+            return images
+        return {**batched_inputs, "images": images}
 
     # -- training: Baseline's forward, with the teachers' logits as extra loss inputs ------
     def extra_loss_inputs(
@@ -434,7 +469,9 @@ class Distiller(Baseline):
         """Each teacher's margin-free logits ``(B, C)`` for the batch (teachers normalise the
         raw images with their own PIXEL_MEAN/STD)."""
         return [
-            self._prepare_teacher(teacher).head_outputs(batched_inputs)["pred_class_logits"]
+            self._prepare_teacher(teacher).head_outputs(
+                self.teacher_inputs(teacher, batched_inputs)
+            )["pred_class_logits"]
             for teacher in self.teachers()
         ]
 
@@ -630,7 +667,7 @@ class DistillerOverhaul(Distiller):
         logits, stages = [], []
         for teacher in self.teachers():
             teacher = self._prepare_teacher(teacher)
-            images = teacher.preprocess_image(batched_inputs)
+            images = teacher.preprocess_image(self.teacher_inputs(teacher, batched_inputs))
             t_stages, t_map = stage_features(teacher.backbone, images)
             targets = teacher.get_targets(batched_inputs) if teacher.training else None
             logits.append(head_logits(teacher.heads, t_map, targets))

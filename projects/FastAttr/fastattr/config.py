@@ -31,3 +31,6 @@ def add_attr_config(cfg: CfgNode) -> None:
     cfg.TEST.EVALUATOR = "AttrEvaluator"
     # Sigmoid outputs >= THRES count as predicted positives in the metrics.
     cfg.TEST.THRES = 0.5
+    # Multi-class .mat fields (Market1501-attribute's 4-class age): one_hot (one output per
+    # class, 30 outputs) or fastreid (one output, 1 above the first class: FastReID's 27).
+    cfg.DATASETS.ATTR_MULTI_CLASS = "one_hot"

@@ -15,6 +15,7 @@ from fastreid.utils import comm
 
 from .config import add_attr_config
 from .datasets import AttrDataset, check_same_attributes, positive_ratios
+from .datasets.market_attr import MarketAttrLayout
 
 __all__ = ["AttrTrainer", "build_attribute_datasets", "set_num_attributes"]
 
@@ -33,17 +34,17 @@ def check_attribute_dataset(name: str, dataset: Any) -> AttrDataset:
 
 def build_attribute_datasets(cfg: CfgNode, names: List[str], **kwargs: Any) -> List[AttrDataset]:
     """The registered datasets ``names``, each checked to be an attribute dataset."""
-    return [
-        check_attribute_dataset(
-            name,
-            DATASET_REGISTRY.get(name)(
-                root=resolve_datasets_root(cfg.DATASETS.ROOT),
-                verbose=comm.is_main_process(),
-                **kwargs,
-            ),
+    datasets = []
+    for name in names:
+        cls = DATASET_REGISTRY.get(name)
+        extra = dict(kwargs)
+        if issubclass(cls, MarketAttrLayout):  # per-identity .mat files with multi-class fields
+            extra.setdefault("multi_class", cfg.DATASETS.ATTR_MULTI_CLASS)
+        dataset = cls(
+            root=resolve_datasets_root(cfg.DATASETS.ROOT), verbose=comm.is_main_process(), **extra
         )
-        for name in names
-    ]
+        datasets.append(check_attribute_dataset(name, dataset))
+    return datasets
 
 
 def set_num_attributes(cfg: CfgNode, count: int, source: str) -> CfgNode:
@@ -90,7 +91,9 @@ class AttrTrainer(DefaultTrainer):
             if trained and trained != count:
                 raise ValueError(
                     f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} predicts {trained} attributes but "
-                    f"{first} has {count}; evaluate it on the kind of dataset it was trained on."
+                    f"{first} has {count}; evaluate it on the kind of dataset it was trained on "
+                    "(FastReID's Market1501-attribute models have 27 outputs, one for age: set "
+                    "DATASETS.ATTR_MULTI_CLASS fastreid)."
                 )
         set_num_attributes(cfg, count, first)
         return super().evaluate_weights(cfg)

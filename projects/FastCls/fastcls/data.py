@@ -6,7 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from fastreid.data.common import ItemDataset
 
-__all__ = ["ClsDataset"]
+__all__ = ["ClasDataset", "ClsDataset"]
 
 
 class ClsDataset(ItemDataset):
@@ -53,3 +53,7 @@ class ClsDataset(ItemDataset):
     @property
     def class_names(self) -> List[str]:
         return list(self.pids)
+
+
+# FastReID's name for the dataset.
+ClasDataset = ClsDataset

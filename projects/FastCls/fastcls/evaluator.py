@@ -102,7 +102,7 @@ class ClsEvaluator(GatheringEvaluator):
     """Classification accuracy of a model whose eval output is class logits (``ClasHead``).
 
     Results (percent): ``Top-1``, ``Top-5`` (only with more than 5 classes), ``mean class
-    accuracy`` and ``metric`` = Top-1. The per-class accuracy is logged as a table and kept in
+    accuracy``, ``Acc@1`` (FastReID's name, = Top-1) and ``metric`` = Top-1. The per-class accuracy is logged as a table and kept in
     :attr:`per_class_accuracy`; with an ``output_dir`` it is also written to
     ``<name>_per_class_accuracy.csv`` next to ``<name>_confusion_matrix.png``. Predictions
     are gathered from every process; other processes return an empty dict.
@@ -216,5 +216,6 @@ class ClsEvaluator(GatheringEvaluator):
         for k in ks:
             results[f"Top-{k}"] = metrics[f"Top-{k}"]
         results["mean class accuracy"] = metrics["mean_class"]
+        results["Acc@1"] = metrics["Top-1"]  # FastReID's FastClas name for Top-1
         results["metric"] = metrics["Top-1"]
         return results

@@ -11,11 +11,12 @@ from fastreid.config import CfgNode
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
+from fastreid.utils.errors import BadInputError
 from fastreid.utils.file_io import atomic_write_text
 
 from .data import ClsDataset
 
-__all__ = ["ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
+__all__ = ["ClasTrainer", "ClsTrainer", "IDX2CLASS_FILE", "load_idx2class", "save_idx2class"]
 
 logger = logging.getLogger("fastreid")
 
@@ -101,7 +102,7 @@ class ClsTrainer(DefaultTrainer):
         if given not in (0, num_classes):
             # A classifier of another width fails later in the loss (a target out of range)
             # or in the evaluator; say so before training.
-            raise ValueError(
+            raise BadInputError(
                 f"MODEL.HEADS.NUM_CLASSES={given} but the training data "
                 f"({', '.join(cfg.DATASETS.NAMES)}) has {num_classes} classes; set "
                 f"MODEL.HEADS.NUM_CLASSES {num_classes}, or 0 to take it from the data."
@@ -138,3 +139,7 @@ class ClsTrainer(DefaultTrainer):
             ),
             all_queries=True,
         )
+
+
+# FastReID's name for the trainer.
+ClasTrainer = ClsTrainer

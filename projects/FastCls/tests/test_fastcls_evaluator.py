@@ -50,8 +50,8 @@ def test_evaluator_over_batches_writes_table_and_picture(tmp_path):
         evaluator.process({"targets": labels[start : start + 16]}, logits[start : start + 16])
     results = evaluator.evaluate()
     expected_top1 = (logits.argmax(1) == labels).float().mean().item() * 100
-    assert list(results) == ["Top-1", "Top-5", "mean class accuracy", "metric"]
-    assert results["metric"] == results["Top-1"] == pytest.approx(expected_top1)
+    assert list(results) == ["Top-1", "Top-5", "mean class accuracy", "Acc@1", "metric"]
+    assert results["metric"] == results["Top-1"] == results["Acc@1"] == pytest.approx(expected_top1)
     assert np.isnan(evaluator.per_class_accuracy["class 6"])
     per_class = [evaluator.per_class_accuracy[f"class {i}"] for i in range(6)]
     assert results["mean class accuracy"] == pytest.approx(np.mean(per_class))

@@ -139,3 +139,50 @@ def test_the_test_loader_takes_the_class_order_training_wrote_not_class_state(tm
     loader, num_query = ClsTrainer.build_test_loader(cfg, "ClsImageFolder")
     targets = sorted(int(t) for batch in loader for t in batch["targets"])
     assert targets == [1, 2] and num_query == 2  # bees, wasps in the training order
+
+
+def test_results_carry_fastreids_acc1_beside_top1(trained):
+    results = trained[1]
+    assert "Acc@1" in results and results["Acc@1"] == results["Top-1"]
+    keys = list(results)
+    assert keys.index("Acc@1") < keys.index("metric")
+
+
+def test_fastreid_names_are_the_same_classes():
+    from projects.FastClas.fastclas import ClasDataset as PkgDataset
+    from projects.FastClas.fastclas import ClasTrainer as PkgTrainer
+    from projects.FastCls.fastcls import ClasDataset, ClasTrainer, ClsDataset
+
+    assert ClasTrainer is ClsTrainer and PkgTrainer is ClsTrainer
+    assert ClasDataset is ClsDataset and PkgDataset is ClsDataset
+
+
+def test_predict_honours_skip_corrupt_from_opts(trained, tmp_path, capsys):
+    from fastreid.data.data_utils import CorruptImageError
+
+    data = trained[0] / "data" / "fashion-mnist"
+    images = read_idx(str(data / "t10k-images-idx3-ubyte"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(images[i]).save(folder / f"{i}.png")
+    (folder / "1.png").write_bytes(b"not a png")  # the middle one cannot be read
+    argv = ["--model", str(trained[0] / "run"), "--input", str(folder)]
+    with pytest.raises(CorruptImageError, match=r"1\.png.*DATALOADER.SKIP_CORRUPT"):
+        predict.main(argv)
+    capsys.readouterr()
+    assert predict.main([*argv, "--opts", "DATALOADER.SKIP_CORRUPT", "True"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.strip()]
+    assert [os.path.basename(line.split("\t")[0]) for line in lines] == ["0.png", "2.png"]
+    assert "skipped unreadable image" in captured.err and "1.png" in captured.err
+    assert "1 of 3 images were unreadable" in captured.err
+
+
+def test_num_classes_that_does_not_match_the_data_stops_before_training(trained, tmp_path):
+    from fastreid.utils.errors import BadInputError
+
+    out = tmp_path / "wrong"
+    with pytest.raises(BadInputError, match=r"NUM_CLASSES=3 but .* has 10 classes"):
+        main(_args(trained[0], out, "MODEL.HEADS.NUM_CLASSES", "3"), trainer_cls=ClsTrainer)
+    assert not any(name.endswith(".pth") for name in os.listdir(out))

@@ -5,8 +5,15 @@ Importing this package registers its backbone, head, meta-architecture, datasets
 evaluator into the core registries.
 """
 
-from .config import add_face_config
+from .config import add_face_cfg, add_face_config
 from .iresnet import IResNet, build_iresnet_backbone
 from .modeling import FaceBaseline, FaceHead
 
-__all__ = ["add_face_config", "IResNet", "build_iresnet_backbone", "FaceBaseline", "FaceHead"]
+__all__ = [
+    "add_face_cfg",
+    "add_face_config",
+    "IResNet",
+    "build_iresnet_backbone",
+    "FaceBaseline",
+    "FaceHead",
+]

@@ -9,19 +9,23 @@ Layouts (under the datasets root, ``DATASETS.ROOT`` / ``$FASTREID_DATASETS`` / `
 * Verification sets: ``faces_emore/<name>.bin`` as insightface ships them
   (``lfw.bin``, ``cfp_fp.bin``, ``cfp_ff.bin``, ``agedb_30.bin``, ``calfw.bin``,
   ``cplfw.bin``, ``vgg2_fp.bin``); ``SyntheticFaceVal`` reads ``SyntheticFace/val.bin``.
+  Without the ``.bin``, FastReID's bcolz folders are read: ``faces_emore_val/<name>/`` and
+  ``faces_emore_val/<name>_list.npy`` (:mod:`.bcolz`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Callable, Dict, List, Optional
+import random
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from fastreid.data.data_utils import CorruptImageError
+from fastreid.data.data_utils import SKIP_CORRUPT_KEY, CorruptImageError
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import (
     DatasetNotFoundError,
@@ -30,8 +34,9 @@ from fastreid.data.datasets.bases import (
     resolve_datasets_root,
 )
 
+from .bcolz import read_bcolz_pairs
 from .pairs import read_pairs
-from .recordio import FaceRecIndex
+from .recordio import FaceRecIndex, RecordIOError
 
 __all__ = [
     "decode_face",
@@ -42,6 +47,9 @@ __all__ = [
     "PairImageDataset",
     "VERIFICATION_SETS",
 ]
+
+logger = logging.getLogger(__name__)
+_MAX_REPLACEMENTS = 20  # replacement draws before giving up (SKIP_CORRUPT)
 
 
 def decode_face(data: bytes, where: str) -> torch.Tensor:
@@ -62,10 +70,14 @@ class RecFaceDataset(Dataset):
     ``num_classes`` is the identity count of the ``.rec`` header.
     """
 
-    def __init__(self, rec_path: str, transform: Optional[Callable] = None) -> None:
+    def __init__(
+        self, rec_path: str, transform: Optional[Callable] = None, skip_corrupt: bool = False
+    ) -> None:
         self.rec_path = rec_path
         self.index = FaceRecIndex(rec_path)
         self.transform = transform
+        self.skip_corrupt = skip_corrupt
+        self.skipped = 0  # records skipped by this process (each loader worker counts its own)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -78,16 +90,30 @@ class RecFaceDataset(Dataset):
     def num_cameras(self) -> int:
         return 1
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def _decode(self, i: int) -> Tuple[torch.Tensor, int, int]:
         key = self.index.image_keys[i]
         where = f"{self.rec_path} record {key}"
-        _, payload, label = self.index.sample(i)
+        try:
+            _, payload, label = self.index.sample(i)
+        except RecordIOError as e:
+            raise CorruptImageError(str(e)) from None
         if not 0 <= label < self.num_classes:
-            raise ValueError(
+            raise CorruptImageError(
                 f"{where} has class {label}, outside 0..{self.num_classes - 1} announced by the "
                 "header; the .rec is inconsistent."
             )
-        image = decode_face(payload, where)
+        return decode_face(payload, where), label, key
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        try:
+            image, label, key = self._decode(i)
+        except CorruptImageError as error:
+            if not self.skip_corrupt:
+                raise CorruptImageError(
+                    f"{error} Set {SKIP_CORRUPT_KEY} True to skip unreadable records with a "
+                    "warning."
+                ) from None
+            image, label, key = self._replacement(i, error)
         if self.transform is not None:
             image = self.transform(image)
         return {
@@ -96,6 +122,27 @@ class RecFaceDataset(Dataset):
             "camids": 0,
             "img_paths": f"{self.rec_path}#{key}",
         }
+
+    def _replacement(self, i: int, error: CorruptImageError) -> Tuple[torch.Tensor, int, int]:
+        """Another readable record in place of the unreadable ``i`` (SKIP_CORRUPT)."""
+        rng = random.Random(i)
+        self.skipped += 1
+        logger.warning(
+            "Skipping unreadable record (%d skipped in this process): %s", self.skipped, error
+        )
+        for _ in range(_MAX_REPLACEMENTS if len(self) > 1 else 0):
+            other = rng.randrange(len(self) - 1)
+            try:
+                return self._decode(other + (other >= i))  # any record but i
+            except CorruptImageError as e:
+                self.skipped += 1
+                logger.warning(
+                    "Skipping unreadable record (%d skipped in this process): %s", self.skipped, e
+                )
+        raise CorruptImageError(
+            f"{_MAX_REPLACEMENTS} replacement records for {self.rec_path} record "
+            f"{self.index.image_keys[i]} were unreadable too; the .rec looks broken."
+        )
 
 
 @DATASET_REGISTRY.register()
@@ -157,16 +204,27 @@ class PairSet:
     query: List = []
     gallery: List = []
 
+    bcolz_folder = "faces_emore_val"  # FastReID's layout: <name>/ (bcolz) + <name>_list.npy
+    decoded = False  # images are encoded files (.bin) or decoded uint8 arrays (bcolz)
+
     def __init__(self, root: str = "", verbose: bool = True, **_: Any) -> None:
         self.root = resolve_datasets_root(root)
         self.path = os.path.join(self.root, self.folder, self.file)
-        if not os.path.isfile(self.path):
+        stem = os.path.splitext(self.file)[0]
+        bcolz_dir = os.path.join(self.root, self.bcolz_folder)
+        if os.path.isfile(self.path):
+            self.images, self.issame = read_pairs(self.path)
+        elif os.path.isdir(os.path.join(bcolz_dir, stem)):
+            self.path = os.path.join(bcolz_dir, stem)
+            self.images, self.issame = read_bcolz_pairs(bcolz_dir, stem)
+            self.decoded = True
+        else:
             raise DatasetNotFoundError(
                 f"Verification set '{type(self).__name__}' not found: missing {self.path}. "
                 f"Put insightface's {self.file} in {os.path.join(self.root, self.folder)} (see "
-                "datasets/README.md), or set DATASETS.ROOT."
+                f"datasets/README.md), or FastReID's bcolz folder {stem}/ and {stem}_list.npy "
+                f"in {bcolz_dir}, or set DATASETS.ROOT."
             )
-        self.images, self.issame = read_pairs(self.path)
 
     def __len__(self) -> int:
         return len(self.issame)
@@ -202,13 +260,17 @@ class PairImageDataset(Dataset):
         self.images = pairs.images
         self.issame = np.asarray(pairs.issame, dtype=bool)
         self.where = getattr(pairs, "path", "pair set")
+        self.decoded = bool(getattr(pairs, "decoded", False))
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
-        image = decode_face(self.images[i], f"{self.where} image {i}")
+        if self.decoded:  # bcolz sets: uint8 (3, H, W) arrays
+            image = torch.from_numpy(np.ascontiguousarray(self.images[i]))
+        else:
+            image = decode_face(self.images[i], f"{self.where} image {i}")
         if self.transform is not None:
             image = self.transform(image)
         return {

@@ -26,6 +26,7 @@ in :meth:`update`, so unsampled centres keep their value and momentum untouched.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -34,8 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastreid.modeling.layers.any_softmax import CLASSIFIER_LAYERS
+from fastreid.utils.errors import BadInputError
 
-__all__ = ["PartialFC", "shard_range"]
+__all__ = [
+    "PartialFC",
+    "ShardFileError",
+    "fastreid_shard_file",
+    "load_fastreid_shard",
+    "shard_range",
+]
 
 
 def _world() -> Tuple[int, int]:
@@ -114,6 +122,10 @@ class _ShardedCrossEntropy(torch.autograd.Function):
         grad[rows, targets[rows]] -= 1.0
         grad *= grad_out / targets.shape[0]
         return grad, None
+
+
+class ShardFileError(BadInputError, ValueError):
+    """A FastReID PartialFC shard file that is missing, unreadable or of the wrong shape."""
 
 
 class PartialFC(nn.Module):
@@ -303,3 +315,63 @@ def _gather_labels(targets: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(targets) for _ in range(world)]
     dist.all_gather(parts, targets.contiguous())
     return torch.cat(parts)
+
+
+# -- FastReID's shard files ------------------------------------------------------------------
+def fastreid_shard_file(path: str, rank: int) -> str:
+    """The FastReID PartialFC shard of process ``rank`` for ``path``.
+
+    ``path`` is a FastReID output folder (its ``last_weight_{rank:02d}`` tag names the latest
+    shard, e.g. ``softmax_weight_03.pth``) or a file name, where ``{rank}`` is replaced by the
+    two-digit rank (``softmax_weight_{rank}.pth``)."""
+    if os.path.isdir(path):
+        tag = os.path.join(path, f"last_weight_{rank:02d}")
+        try:
+            with open(tag, encoding="utf-8") as f:
+                name = f.read().strip()
+        except OSError:
+            raise ShardFileError(
+                f"MODEL.HEADS.PFC.WEIGHTS '{path}' is a folder without FastReID's tag file "
+                f"last_weight_{rank:02d} (naming the shard of process {rank}); give the shard "
+                "file itself, e.g. softmax_weight_{rank}.pth."
+            ) from None
+        return os.path.join(path, name)
+    return path.replace("{rank}", f"{rank:02d}")
+
+
+def load_fastreid_shard(pfc: PartialFC, path: str) -> str:
+    """Load a FastReID PartialFC shard (``{"model": {"weight", "momentum"}, ...}``, one file
+    per process) into ``pfc``; returns the file read. The centres and their momentum must
+    have this shard's shape (same NUM_CLASSES, process count and EMBEDDING_DIM)."""
+    file = fastreid_shard_file(path, pfc.rank)
+    if not os.path.isfile(file):
+        raise ShardFileError(
+            f"MODEL.HEADS.PFC.WEIGHTS: the PartialFC shard {file} of process {pfc.rank} does not "
+            "exist."
+        )
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ShardFileError(
+            f"MODEL.HEADS.PFC.WEIGHTS: cannot read {file} as a PartialFC shard "
+            f"({type(e).__name__}: {e})."
+        ) from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or not {"weight", "momentum"} <= set(model):
+        raise ShardFileError(
+            f"MODEL.HEADS.PFC.WEIGHTS: {file} is not a FastReID PartialFC shard (expected "
+            "{'model': {'weight', 'momentum'}})."
+        )
+    want = tuple(pfc.weight.shape)
+    for key, target in (("weight", pfc.weight), ("momentum", pfc.weight_mom)):
+        value = torch.as_tensor(model[key])
+        if tuple(value.shape) != want:
+            raise ShardFileError(
+                f"MODEL.HEADS.PFC.WEIGHTS: {file} holds {key} of shape {tuple(value.shape)}; "
+                f"process {pfc.rank} of {pfc.world_size} needs {want} (NUM_CLASSES "
+                f"{pfc.num_classes}, EMBEDDING_DIM {pfc.embedding_dim}). Load it with the same "
+                "process count and NUM_CLASSES it was trained with."
+            )
+        with torch.no_grad():
+            target.copy_(value.to(target.dtype))
+    return file

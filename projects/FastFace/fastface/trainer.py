@@ -5,6 +5,7 @@ process next to every checkpoint), wired through the core's trainer seams."""
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -16,16 +17,34 @@ from fastreid.data.samplers import TrainingSampler
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer, ExtraOptimizer
 from fastreid.engine.train_loop import SimpleTrainer
+from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 
 from .config import add_face_config
 from .datasets import VERIFICATION_SETS, PairImageDataset, RecFaceDataset
-from .partial_fc import PartialFC
+from .partial_fc import PartialFC, load_fastreid_shard
 from .verification import FaceEvaluator
 
-__all__ = ["FaceTrainer", "PFCStepTrainer", "build_partial_fc"]
+__all__ = [
+    "FaceTrainer",
+    "MaxClipGradScaler",
+    "PFCStepTrainer",
+    "build_partial_fc",
+    "resolve_rec_path",
+]
 
 logger = logging.getLogger("fastreid")
+
+
+def resolve_rec_path(cfg: CfgNode) -> str:
+    """``DATASETS.REC_PATH``; a relative path is taken under the datasets root
+    (``DATASETS.ROOT``, else ``$FASTREID_DATASETS``, else ``datasets``). Empty stays empty."""
+    from fastreid.data.datasets import resolve_datasets_root
+
+    rec = os.path.expanduser(cfg.DATASETS.REC_PATH)
+    if not rec or os.path.isabs(rec):
+        return rec
+    return os.path.join(resolve_datasets_root(cfg.DATASETS.ROOT), rec)
 
 
 def build_partial_fc(cfg: CfgNode) -> PartialFC:
@@ -50,12 +69,27 @@ def build_partial_fc(cfg: CfgNode) -> PartialFC:
     )
 
 
+class MaxClipGradScaler(torch.amp.GradScaler):
+    """FastReID's fp16 grad scaler for PartialFC: a GradScaler whose scale never grows past
+    ``max_scale`` (FastReID: start at the per-process batch size, cap at 128 times it)."""
+
+    def __init__(self, device: str = "cuda", *, max_scale: float, **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        self.max_scale = float(max_scale)
+
+    def update(self, new_scale: Optional[Any] = None) -> None:
+        super().update(new_scale)
+        if self.is_enabled() and self._scale is not None:
+            self._scale.clamp_(max=self.max_scale)
+
+
 class PFCStepTrainer(SimpleTrainer):
     """One step with PartialFC: model -> (embeddings, labels) -> PartialFC loss over the
     global batch -> backward -> backbone and centre optimizers -> centres written back.
 
     ``autocast``: ``(device_type, dtype)`` to run the model under autocast (the centre
-    logits stay float32); ``grad_scaler`` for CUDA float16.
+    logits stay float32); ``grad_scaler`` for CUDA float16; ``clip_norm`` > 0 clips the
+    model's gradient (after unscaling) at that L2 norm.
     """
 
     def __init__(
@@ -68,6 +102,7 @@ class PFCStepTrainer(SimpleTrainer):
         *,
         autocast: Optional[Tuple[str, torch.dtype]] = None,
         grad_scaler: Optional[Any] = None,
+        clip_norm: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, data_loader, optimizer, **kwargs)
@@ -75,6 +110,7 @@ class PFCStepTrainer(SimpleTrainer):
         self.pfc_optimizer = pfc_optimizer
         self.autocast = autocast
         self.grad_scaler = grad_scaler
+        self.clip_norm = float(clip_norm)
 
     def run_step(self) -> None:
         assert self.model.training, "PFCStepTrainer: the model was switched to eval mode!"
@@ -95,6 +131,8 @@ class PFCStepTrainer(SimpleTrainer):
         if scaler is not None:
             scaler.unscale_(self.optimizer)
             scaler.unscale_(self.pfc_optimizer)
+        if self.clip_norm > 0:  # FastReID: the model's gradient (not the centres') at norm 5
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
         if self.grad_clipper is not None:
             self.grad_clipper(self._params)
         if scaler is not None:
@@ -159,6 +197,9 @@ class FaceTrainer(DefaultTrainer):
                 "SOLVER.OPT SGD or MODEL.HEADS.PFC.ENABLED False."
             )
         pfc = build_partial_fc(cfg)
+        if cfg.MODEL.HEADS.PFC.WEIGHTS:
+            loaded = load_fastreid_shard(pfc, cfg.MODEL.HEADS.PFC.WEIGHTS)
+            logger.info(f"PartialFC centres loaded from FastReID's shard {loaded}")
         logger.info(f"PartialFC: {pfc}")
         opt = pfc.build_optimizer(
             cfg.SOLVER.BASE_LR,
@@ -179,6 +220,12 @@ class FaceTrainer(DefaultTrainer):
         self.pfc = extra.module
         # The default step (SimpleTrainer / AMPTrainer) gives the autocast and scaler settings.
         default = super().build_step_trainer(cfg, model, data_loader, optimizer)
+        scaler = default.grad_scaler
+        if scaler is not None and scaler.is_enabled() and cfg.MODEL.HEADS.PFC.MAX_CLIP_SCALER:
+            batch = max(1, cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size())
+            scaler = MaxClipGradScaler(
+                scaler._device, init_scale=batch, max_scale=128.0 * batch, growth_interval=100
+            )
         return PFCStepTrainer(
             model,
             data_loader,
@@ -186,7 +233,8 @@ class FaceTrainer(DefaultTrainer):
             self.pfc,
             extra.optimizer,
             autocast=default.autocast,
-            grad_scaler=default.grad_scaler,
+            grad_scaler=scaler,
+            clip_norm=cfg.MODEL.HEADS.PFC.CLIP_NORM,
             grad_clipper=default.grad_clipper,
             log_period=default.log_period,
             data_seed=default.data_stream.seed,
@@ -195,11 +243,15 @@ class FaceTrainer(DefaultTrainer):
     # -- data ---------------------------------------------------------------------------------
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Any:
-        rec = cfg.DATASETS.REC_PATH
+        rec = resolve_rec_path(cfg)
         if not rec:
             return super().build_train_loader(cfg)
         logger.info(f"Prepare training set {rec}")
-        train_set = RecFaceDataset(rec, build_transforms(cfg, is_train=True, to_float=False))
+        train_set = RecFaceDataset(
+            rec,
+            build_transforms(cfg, is_train=True, to_float=False),
+            skip_corrupt=cfg.DATALOADER.SKIP_CORRUPT,
+        )
         if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
             raise ValueError(
                 f"DATALOADER.SAMPLER_TRAIN {cfg.DATALOADER.SAMPLER_TRAIN} needs identity lists; "
@@ -213,7 +265,7 @@ class FaceTrainer(DefaultTrainer):
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
         want = cfg.MODEL.HEADS.NUM_CLASSES
         if want not in (0, num_classes):
-            source = cfg.DATASETS.REC_PATH or ", ".join(cfg.DATASETS.NAMES)
+            source = resolve_rec_path(cfg) or ", ".join(cfg.DATASETS.NAMES)
             raise ValueError(
                 f"MODEL.HEADS.NUM_CLASSES is {want} but the training data ({source}) has "
                 f"{num_classes} identities; set MODEL.HEADS.NUM_CLASSES {num_classes} (or 0 to "

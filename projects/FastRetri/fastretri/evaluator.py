@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -15,12 +15,20 @@ from fastreid.evaluation import (
     drop_unreadable,
     readable_rows,
 )
+from fastreid.evaluation.rank import NoTrueMatchError
+from fastreid.utils.errors import BadInputError
 
 from .metrics import retrieval_metrics
 
-__all__ = ["RetriEvaluator"]
+__all__ = ["RetriEvaluator", "TestSetError"]
 
 logger = logging.getLogger("fastreid.projects.fastretri")  # under fastreid: reaches log.txt
+
+
+class TestSetError(BadInputError, ValueError):
+    """A retrieval test set that cannot give the configured metrics (named in the text)."""
+
+    __test__ = False  # not a pytest class
 
 
 @EVALUATOR_REGISTRY.register()
@@ -72,6 +80,49 @@ class RetriEvaluator(GatheringEvaluator):
             "chunk_size": test.CHUNK_SIZE,
         }
 
+    def check_test_set(self, test_set: Any, dataset_name: str) -> None:
+        """Before training (the core trainer calls it for every DATASETS.TESTS entry): a K of
+        TEST.RECALLS larger than the candidates a query is ranked against, an empty query
+        or gallery, or a test set where no query has a relevant image is one error now, not
+        a failure or a score of 0 after training."""
+        items = list(getattr(test_set, "img_items", None) or [])
+        if not items:
+            return  # not an item dataset: evaluate() checks what it gets
+        where = f"Test set '{dataset_name}' (DATASETS.TESTS)"
+        self_retrieval = self.num_query == len(items)
+        num_candidates = len(items) - 1 if self_retrieval else len(items) - self.num_query
+        if self.num_query < 1 or num_candidates < 1:
+            raise TestSetError(
+                f"{where} has {self.num_query} queries and {max(num_candidates, 0)} images to "
+                "rank them against; both must be non-empty. Check its folders, or remove it "
+                "from DATASETS.TESTS."
+            )
+        too_large = [k for k in self.recalls if k > num_candidates or k < 1]
+        if too_large:
+            what = "the other test images" if self_retrieval else "the gallery"
+            raise TestSetError(
+                f"TEST.RECALLS has {too_large}, but each query of {where} is ranked against "
+                f"only {num_candidates} candidates ({what}); use values from 1 to "
+                f"{num_candidates}."
+            )
+        labels = [item[1] for item in items]
+        if self_retrieval:
+            seen, relevant = set(), False
+            for label in labels:
+                if label in seen:
+                    relevant = True
+                    break
+                seen.add(label)
+        else:
+            gallery = set(labels[self.num_query :])
+            relevant = any(label in gallery for label in labels[: self.num_query])
+        if not relevant:
+            raise NoTrueMatchError(
+                f"{where}: none of its {self.num_query} queries has a relevant image (one of "
+                "the same class) among the images it is ranked against, so Recall@K and MAP@R "
+                "would be 0 and best-model selection meaningless. Check its class labels."
+            )
+
     def process(self, inputs: Dict, outputs: torch.Tensor) -> None:
         """Keep the batch's features (B, D) and ``targets`` (B,)."""
         if "targets" not in inputs:
@@ -102,6 +153,12 @@ class RetriEvaluator(GatheringEvaluator):
         metrics, no_match = retrieval_metrics(
             *args, recalls=self.recalls, chunk_size=self.chunk_size, backend=self.backend
         )
+        if no_match >= num_query:
+            raise NoTrueMatchError(
+                f"None of the {num_query} evaluated queries has a relevant image (one of the "
+                "same class) to retrieve: Recall@K and MAP@R are undefined. Check the test "
+                "set's class labels."
+            )
         if no_match:
             logger.info(
                 "%d of %d queries have no relevant gallery image (counted as misses in Recall@K, "

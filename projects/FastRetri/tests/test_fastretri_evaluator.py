@@ -130,3 +130,45 @@ def test_unreadable_images_are_left_out_of_queries_and_gallery(num_query, caplog
     for key, value in expected.items():
         assert results[key] == pytest.approx(value)
     assert "Dropped 4 unreadable images" in caplog.text
+
+
+def _no_checkpoints(folder):
+    return not folder.exists() or not any(n.endswith(".pth") for n in os.listdir(folder))
+
+
+def test_recalls_larger_than_the_test_set_stop_before_training(tmp_path):
+    from fastreid.utils.errors import BadInputError
+
+    make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=4, test_per_class=3)
+    with pytest.raises(BadInputError, match=r"TEST.RECALLS has \[100\].* only 14 candidates"):
+        main(_args(tmp_path, "TEST.RECALLS", "[1, 100]"), RetriTrainer)
+    assert _no_checkpoints(tmp_path / "run")
+
+
+def test_test_set_without_relevant_images_stops_before_training(tmp_path):
+    from fastreid.evaluation.rank import NoTrueMatchError
+
+    # One test image per class: no query has another image of its class.
+    make_fashion_mnist(str(tmp_path / "data" / "fashion-mnist"), per_class=4, test_per_class=1)
+    with pytest.raises(NoTrueMatchError, match="none of its 5 queries has a relevant image"):
+        main(_args(tmp_path, "TEST.RECALLS", "[1, 2]"), RetriTrainer)
+    assert _no_checkpoints(tmp_path / "run")
+
+
+def test_check_test_set_query_gallery_and_evaluate_without_any_relevant_query():
+    from types import SimpleNamespace
+
+    from fastreid.evaluation.rank import NoTrueMatchError
+
+    def items(labels):
+        return SimpleNamespace(img_items=[(f"{i}.png", lab, None) for i, lab in enumerate(labels)])
+
+    evaluator = RetriEvaluator(2, recalls=(1, 2))
+    evaluator.check_test_set(items([0, 1, 1, 2]), "qg")  # query 1 finds gallery 1
+    with pytest.raises(NoTrueMatchError, match="none of its 2 queries"):
+        evaluator.check_test_set(items([0, 1, 2, 3]), "qg")
+    with pytest.raises(ValueError, match=r"TEST.RECALLS has \[2\]"):
+        RetriEvaluator(2, recalls=(1, 2)).check_test_set(items([0, 1, 1]), "qg")
+    # Scores would be 0 over zero relevant queries: one error, not a result.
+    with pytest.raises(NoTrueMatchError, match="None of the 4 evaluated queries"):
+        _feed(RetriEvaluator(4, recalls=(1,)), torch.randn(4, 3), torch.tensor([0, 1, 2, 3]))

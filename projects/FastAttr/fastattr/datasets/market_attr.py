@@ -12,12 +12,15 @@ from fastreid.data.datasets import DATASET_REGISTRY, parse_market_folder, resolv
 from fastreid.data.datasets.bases import Item
 from fastreid.data.datasets.synthetic import ATTRIBUTES_FILE
 from fastreid.data.synthetic import write_attribute_files
+from fastreid.utils.errors import BadInputError
 
 from . import synthetic_mat  # noqa: F401  (registers market_attribute.mat with the generator)
 from .bases import AttrDataset, attribute_item
 
 __all__ = [
+    "AttributeFileError",
     "MULTI_CLASS_FIELDS",
+    "MULTI_CLASS_LAYOUTS",
     "read_identity_attributes",
     "MarketAttrLayout",
     "Market1501Attr",
@@ -49,7 +52,16 @@ def _index_strings(value: np.ndarray) -> List[str]:
     return out
 
 
-def read_identity_attributes(path: str, struct_name: str) -> Dict[str, IdentityTable]:
+class AttributeFileError(BadInputError, ValueError):
+    """An attribute ``.mat`` file whose content does not fit the layout (named in the text)."""
+
+
+MULTI_CLASS_LAYOUTS = ("one_hot", "fastreid")
+
+
+def read_identity_attributes(
+    path: str, struct_name: str, multi_class: str = "one_hot"
+) -> Dict[str, IdentityTable]:
     """Read a Market1501/DukeMTMC-attribute ``.mat`` file.
 
     The file holds a struct ``struct_name`` with ``train`` and ``test`` structs; each has
@@ -58,8 +70,14 @@ def read_identity_attributes(path: str, struct_name: str) -> Dict[str, IdentityT
     :data:`MULTI_CLASS_FIELDS`, 1..K.
 
     Returns ``{"train": (names, {pid: vector}), "test": ...}``: fields in alphabetical order
-    (FastReID's order), binary fields as ``value - 1``, multi-class fields one-hot.
+    (FastReID's order), binary fields as ``value - 1``, multi-class fields one-hot
+    (``multi_class="one_hot"``) or, with ``"fastreid"``, one output as FastReID has (27 on
+    Market1501-attribute): 0 for the first class, 1 for any other.
     """
+    if multi_class not in MULTI_CLASS_LAYOUTS:
+        raise BadInputError(
+            f"DATASETS.ATTR_MULTI_CLASS is '{multi_class}'; choose one of {MULTI_CLASS_LAYOUTS}."
+        )
     from scipy.io import loadmat
 
     try:
@@ -80,11 +98,27 @@ def read_identity_attributes(path: str, struct_name: str) -> Dict[str, IdentityT
         fields = _struct_fields(splits[split])
         if "image_index" not in fields:
             raise KeyError(f"{path}: '{struct_name}.{split}' has no 'image_index' field.")
-        pids = [int(s) for s in _index_strings(fields.pop("image_index"))]
+        where = f"{path}: '{struct_name}.{split}"
+        pids = []
+        for pos, text in enumerate(_index_strings(fields.pop("image_index"))):
+            try:
+                pids.append(int(text))
+            except ValueError:
+                raise AttributeFileError(
+                    f"{where}.image_index' entry {pos} is {text!r}, not an identity number "
+                    "(zero-padded digits such as '0002'). Use the dataset's own attribute file."
+                ) from None
         names: List[str] = []
         columns: List[np.ndarray] = []
         for field in sorted(fields):
-            values = np.asarray(fields[field], dtype=np.float64).reshape(-1)
+            try:
+                values = np.asarray(fields[field], dtype=np.float64).reshape(-1)
+            except (ValueError, TypeError):
+                raise AttributeFileError(
+                    f"{where}.{field}' is not a row of numbers (it holds "
+                    f"{np.asarray(fields[field]).dtype} data, e.g. text); every attribute field "
+                    "must be a 1 x n row of numbers. Use the dataset's own attribute file."
+                ) from None
             if values.size != len(pids):
                 raise ValueError(
                     f"{path}: '{split}.{field}' has {values.size} values for "
@@ -98,6 +132,11 @@ def read_identity_attributes(path: str, struct_name: str) -> Dict[str, IdentityT
                     f"{path}: '{split}.{field}' has values {bad[:5]}; expected "
                     f"{list(allowed)} (binary fields are 1/2, multi-class fields 1..K)."
                 )
+            if classes and multi_class == "fastreid":
+                # FastReID's layout keeps the field as one output; its labels (value - 1,
+                # 0..K-1) are no BCE targets, so the target is "above the first class".
+                classes = None
+                values = np.where(values > 1, 2.0, values)
             if classes:
                 for k, name in enumerate(classes, start=1):
                     names.append(f"{field}_{name}")
@@ -125,7 +164,13 @@ class MarketAttrLayout(AttrDataset):
     attribute_file = ""
     struct_name = ""
 
-    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
+    def __init__(
+        self,
+        root: str = "",
+        combineall: bool = False,
+        verbose: bool = True,
+        multi_class: str = "one_hot",
+    ) -> None:
         self.root = resolve_datasets_root(root)
         self.data_dir = next(
             (
@@ -139,7 +184,7 @@ class MarketAttrLayout(AttrDataset):
         test_dir = os.path.join(self.data_dir, "bounding_box_test")
         mat_path = os.path.join(self.data_dir, self.attribute_file)
         self.check_exists([train_dir, test_dir, mat_path], folder=self.data_dir)
-        tables = read_identity_attributes(mat_path, self.struct_name)
+        tables = read_identity_attributes(mat_path, self.struct_name, multi_class)
         train = self._label(train_dir, tables["train"], "train", mat_path)
         test = self._label(test_dir, tables["test"], "test", mat_path)
         super().__init__(tables["train"][0], train, test, combineall=combineall, verbose=verbose)
@@ -164,7 +209,8 @@ class MarketAttrLayout(AttrDataset):
 @DATASET_REGISTRY.register()
 class Market1501Attr(MarketAttrLayout):
     """Market1501-attribute (Lin et al. 2019): 27 identity-level fields; the 4-class ``age``
-    becomes ``age_young/teenager/adult/old``, so 30 binary attributes."""
+    becomes ``age_young/teenager/adult/old``, so 30 binary attributes (27 with
+    ``DATASETS.ATTR_MULTI_CLASS fastreid``, FastReID's layout)."""
 
     dataset_name = "market1501attr"
     folders = ("Market-1501-v15.09.15", "Market-1501", "market1501")
@@ -205,8 +251,14 @@ class SyntheticAttr(Market1501Attr):
     market_attribute.mat
 """
 
-    def __init__(self, root: str = "", combineall: bool = False, verbose: bool = True) -> None:
+    def __init__(
+        self,
+        root: str = "",
+        combineall: bool = False,
+        verbose: bool = True,
+        multi_class: str = "one_hot",
+    ) -> None:
         folder = os.path.join(resolve_datasets_root(root), self.folders[0])
         if os.path.isfile(os.path.join(folder, ATTRIBUTES_FILE)):
             write_attribute_files(folder)  # a set generated before the writer was registered
-        super().__init__(root, combineall=combineall, verbose=verbose)
+        super().__init__(root, combineall=combineall, verbose=verbose, multi_class=multi_class)
