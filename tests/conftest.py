@@ -1,5 +1,6 @@
 """Suite-wide settings: small thread counts and fixed seeds so tests are repeatable."""
 
+import os
 import random
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from fastreid.data.synthetic import generate_synthetic_dataset
 from fastreid.modeling import build_model
 
 from . import bad_input as _bad_input
+
+# No test reaches the network: ImageNet weights come only from files a test writes or serves.
+os.environ.setdefault("FASTREID_OFFLINE", "1")
 
 # Two pytest workers share two cores; more threads per worker only adds contention.
 torch.set_num_threads(1)
