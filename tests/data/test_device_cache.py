@@ -8,13 +8,14 @@ import pytest
 import torch
 from torchvision.transforms import v2 as T
 
-from fastreid.config import get_cfg
 from fastreid.data import build_reid_train_loader, read_image
 from fastreid.data.device_cache import CacheTooLargeError, build_image_cache
 from fastreid.engine import CallbackHook, DefaultTrainer
 from fastreid.engine.data_stream import EpochDataStream
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.errors import BadInputError
+
+from ..engine.conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(REPO, "configs", "Synthetic", "bagtricks_R18.yml")
@@ -31,35 +32,16 @@ def synthetic_root(tmp_path_factory) -> str:
 
 
 def _cfg(root: str, output_dir: str = "", cache: bool = True, **overrides):
-    """The synthetic BoT R18 recipe at 48x24 (the cache resizes), batch 16."""
-    cfg = get_cfg()
-    cfg.merge_from_file(RECIPE)
+    """The engine tests' tiny recipe at 48x24 (the cache resizes), batch 16, with the cache."""
     opts = {
-        "DATASETS.ROOT": root,
-        "OUTPUT_DIR": output_dir,
         "INPUT.SIZE_TRAIN": [48, 24],
         "INPUT.SIZE_TEST": [48, 24],
         "INPUT.PADDING.SIZE": 3,
-        "SOLVER.IMS_PER_BATCH": 16,
-        "SOLVER.MAX_EPOCH": 2,
-        "SOLVER.WARMUP_ITERS": 2,
-        "SOLVER.STEPS": [1],
-        "SOLVER.CHECKPOINT_PERIOD": 1,
-        "SOLVER.LOG_PERIOD": 2,
-        "TEST.EVAL_PERIOD": 2,
-        "DATALOADER.NUM_WORKERS": 0,
         "DATALOADER.CACHE.ENABLED": cache,
         "DATALOADER.CACHE.DECODE_WORKERS": 2,
-        "SEED": 0,
     }
     opts.update(overrides)
-    for key, value in opts.items():
-        node = cfg
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return cfg
+    return tiny_config(root, output_dir, **opts)
 
 
 def test_cache_holds_the_cpu_paths_resized_pixels(synthetic_root):

@@ -4,7 +4,7 @@ Market-layout image folder; and the synthetic set read through the same code."""
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -251,14 +251,8 @@ class SyntheticAttr(Market1501Attr):
     market_attribute.mat
 """
 
-    def __init__(
-        self,
-        root: str = "",
-        combineall: bool = False,
-        verbose: bool = True,
-        multi_class: str = "one_hot",
-    ) -> None:
+    def __init__(self, root: str = "", **kwargs: Any) -> None:
         folder = os.path.join(resolve_datasets_root(root), self.folders[0])
         if os.path.isfile(os.path.join(folder, ATTRIBUTES_FILE)):
             write_attribute_files(folder)  # a set generated before the writer was registered
-        super().__init__(root, combineall=combineall, verbose=verbose, multi_class=multi_class)
+        super().__init__(root, **kwargs)  # the Market1501-attribute reader's options
