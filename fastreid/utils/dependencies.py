@@ -39,6 +39,7 @@ EXTRAS: Dict[str, Tuple[Optional[str], str]] = {
     "optuna": ("tune", "optuna"),
     "hyperopt": ("tune", "hyperopt"),
     "sklearn": ("dev", "scikit-learn"),
+    "blosc": ("face", "blosc"),
     "tensorrt": (None, "tensorrt; it needs an NVIDIA GPU and driver"),
 }
 

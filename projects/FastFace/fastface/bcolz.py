@@ -18,7 +18,7 @@ equals the stream's length); with flag 0x01 the block's bytes are byte-shuffled.
 
 Decoded here with the standard library: uncompressed (memcpyed) buffers and the ``zlib``
 codec. The other Blosc codecs (``blosclz``, bcolz's default, ``lz4``, ``snappy``, ``zstd``)
-are decoded by the ``blosc`` package when it is installed (``pip install blosc``); without it
+are decoded by the ``blosc`` package when it is installed (the ``face`` extra); without it
 such a folder is one error naming the package.
 """
 
@@ -32,6 +32,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from fastreid.utils.dependencies import install_hint
 from fastreid.utils.errors import BadInputError
 
 __all__ = ["BcolzError", "decode_blosc", "read_bcolz_array", "read_bcolz_pairs"]
@@ -61,8 +62,8 @@ def _external_blosc(buffer: bytes, where: str, codec: str) -> bytes:
     except ImportError:
         raise BcolzError(
             f"{where} is compressed with Blosc's '{codec}' codec, which needs the 'blosc' "
-            "package: pip install blosc. (Only zlib-compressed or uncompressed bcolz chunks are "
-            "read without it.)"
+            f"package (fastreid's 'face' extra): {install_hint('blosc')}. (Only zlib-compressed "
+            "or uncompressed bcolz chunks are read without it.)"
         ) from None
     try:
         return blosc.decompress(buffer)
