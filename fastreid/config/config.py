@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import yaml
 from yacs.config import CfgNode as _CfgNode
@@ -38,7 +39,20 @@ class CfgNode(_CfgNode):
 
     * ``_BASE_: path.yml`` in a YAML file is merged first, relative to that file, recursively.
     * Unknown keys raise :class:`ConfigKeyError` naming the closest valid keys.
+    * ``with cfg.unfrozen(): ...`` changes a frozen config for a moment.
     """
+
+    @contextlib.contextmanager
+    def unfrozen(self) -> Iterator[CfgNode]:
+        """Allow changes inside the block; the config is frozen again after it if it was before
+        (also when the block raises)."""
+        frozen = self.is_frozen()
+        self.defrost()
+        try:
+            yield self
+        finally:
+            if frozen:
+                self.freeze()
 
     @classmethod
     def load_yaml_with_base(

@@ -113,11 +113,8 @@ def use_available_device(cfg: CfgNode) -> CfgNode:
     """Set ``MODEL.DEVICE`` to what :func:`resolve_device` gives (cuda -> cpu without a GPU)."""
     device = str(resolve_device(cfg.MODEL.DEVICE))
     if device != cfg.MODEL.DEVICE:
-        frozen = cfg.is_frozen()
-        cfg.defrost()
-        cfg.MODEL.DEVICE = device
-        if frozen:
-            cfg.freeze()
+        with cfg.unfrozen():
+            cfg.MODEL.DEVICE = device
     return cfg
 
 
@@ -162,14 +159,11 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> Cf
                 log.info(f"Contents of args.config_file={config_file}:\n{f.read()}")
     use_available_device(cfg)
 
-    frozen = cfg.is_frozen()
-    cfg.defrost()
-    seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
-    if cfg.SEED < 0:
-        # Record the seed actually used so the run can be repeated from config.yaml.
-        cfg.SEED = comm.all_gather(seed)[0]
-    if frozen:
-        cfg.freeze()
+    with cfg.unfrozen():
+        seed = seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+        if cfg.SEED < 0:
+            # Record the seed actually used so the run can be repeated from config.yaml.
+            cfg.SEED = comm.all_gather(seed)[0]
     log.info(f"Using random seed {seed}")
     log.info(f"Running with full config:\n{cfg.dump()}")
     if not eval_only:

@@ -372,20 +372,17 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
         """Fill ``MODEL.HEADS.NUM_CLASSES`` from the training data when it is 0."""
-        frozen = cfg.is_frozen()
-        cfg.defrost()
-        if cfg.MODEL.HEADS.NUM_CLASSES == 0:
-            cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
-            logging.getLogger("fastreid").info(
-                f"Auto-scaling MODEL.HEADS.NUM_CLASSES={num_classes}"
-            )
-        elif cfg.MODEL.HEADS.NUM_CLASSES != num_classes:
-            logging.getLogger("fastreid").warning(
-                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but the training data has "
-                f"{num_classes} identities; set it to 0 to fill it in automatically."
-            )
-        if frozen:
-            cfg.freeze()
+        with cfg.unfrozen():
+            if cfg.MODEL.HEADS.NUM_CLASSES == 0:
+                cfg.MODEL.HEADS.NUM_CLASSES = int(num_classes)
+                logging.getLogger("fastreid").info(
+                    f"Auto-scaling MODEL.HEADS.NUM_CLASSES={num_classes}"
+                )
+            elif cfg.MODEL.HEADS.NUM_CLASSES != num_classes:
+                logging.getLogger("fastreid").warning(
+                    f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but the training data has "
+                    f"{num_classes} identities; set it to 0 to fill it in automatically."
+                )
         return cfg
 
     @classmethod

@@ -156,3 +156,21 @@ def test_configurable_function_has_two_doors():
 
     assert make(size=(1, 2)) == (1, 2)
     assert make(get_cfg()) == (256, 128)
+
+
+def test_unfrozen_allows_changes_and_freezes_again_even_after_an_error():
+    cfg = get_cfg()
+    cfg.freeze()
+    with cfg.unfrozen():
+        cfg.SEED = 7
+    assert cfg.SEED == 7 and cfg.is_frozen()
+    with pytest.raises(RuntimeError):
+        with cfg.unfrozen():
+            raise RuntimeError("inside the block")
+    assert cfg.is_frozen()
+    with pytest.raises(AttributeError):
+        cfg.SEED = 8
+    unfrozen = get_cfg()
+    with unfrozen.unfrozen():
+        unfrozen.SEED = 3
+    assert not unfrozen.is_frozen()

@@ -49,19 +49,16 @@ def build_attribute_datasets(cfg: CfgNode, names: List[str], **kwargs: Any) -> L
 
 def set_num_attributes(cfg: CfgNode, count: int, source: str) -> CfgNode:
     """Make ``MODEL.HEADS.NUM_CLASSES`` the attribute count, saying so when it changes."""
-    frozen = cfg.is_frozen()
-    cfg.defrost()
-    if cfg.MODEL.HEADS.NUM_CLASSES != count:
-        if cfg.MODEL.HEADS.NUM_CLASSES:
-            logger.warning(
-                f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but {source} has {count} "
-                f"attributes: using MODEL.HEADS.NUM_CLASSES={count}."
-            )
-        else:
-            logger.info(f"MODEL.HEADS.NUM_CLASSES={count} (the attribute count of {source}).")
-        cfg.MODEL.HEADS.NUM_CLASSES = count
-    if frozen:
-        cfg.freeze()
+    with cfg.unfrozen():
+        if cfg.MODEL.HEADS.NUM_CLASSES != count:
+            if cfg.MODEL.HEADS.NUM_CLASSES:
+                logger.warning(
+                    f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} but {source} has {count} "
+                    f"attributes: using MODEL.HEADS.NUM_CLASSES={count}."
+                )
+            else:
+                logger.info(f"MODEL.HEADS.NUM_CLASSES={count} (the attribute count of {source}).")
+            cfg.MODEL.HEADS.NUM_CLASSES = count
     return cfg
 
 

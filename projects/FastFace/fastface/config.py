@@ -24,19 +24,16 @@ def add_face_config(cfg: CfgNode) -> CfgNode:
       output folder (``last_weight_{rank}`` tags) or a file, ``{rank}`` standing for the
       two-digit rank (``softmax_weight_{rank}.pth``).
     """
-    frozen = cfg.is_frozen()
-    cfg.defrost()
-    cfg.DATASETS.REC_PATH = ""
-    cfg.MODEL.BACKBONE.DROPOUT = 0.0
-    cfg.MODEL.HEADS.PFC = CfgNode()
-    cfg.MODEL.HEADS.PFC.ENABLED = False
-    cfg.MODEL.HEADS.PFC.SAMPLE_RATE = 0.1
-    cfg.MODEL.HEADS.PFC.SEED = 0
-    cfg.MODEL.HEADS.PFC.CLIP_NORM = 5.0
-    cfg.MODEL.HEADS.PFC.MAX_CLIP_SCALER = True
-    cfg.MODEL.HEADS.PFC.WEIGHTS = ""
-    if frozen:
-        cfg.freeze()
+    with cfg.unfrozen():
+        cfg.DATASETS.REC_PATH = ""
+        cfg.MODEL.BACKBONE.DROPOUT = 0.0
+        cfg.MODEL.HEADS.PFC = CfgNode()
+        cfg.MODEL.HEADS.PFC.ENABLED = False
+        cfg.MODEL.HEADS.PFC.SAMPLE_RATE = 0.1
+        cfg.MODEL.HEADS.PFC.SEED = 0
+        cfg.MODEL.HEADS.PFC.CLIP_NORM = 5.0
+        cfg.MODEL.HEADS.PFC.MAX_CLIP_SCALER = True
+        cfg.MODEL.HEADS.PFC.WEIGHTS = ""
     return cfg
 
 
