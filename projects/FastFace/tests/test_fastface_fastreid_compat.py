@@ -186,4 +186,4 @@ def test_trainer_starts_the_centres_from_pfc_weights(tmp_path):
         "MODEL.HEADS.PFC.WEIGHTS", str(tmp_path / "softmax_weight_{rank}.pth"),
     )  # fmt: skip
     extra = FaceTrainer.build_extra_optimizers(cfg, nn.Linear(1, 1), iters_per_epoch=1)
-    torch.testing.assert_close(extra["pfc"].optimizer.partial_fc.weight, weight)
+    torch.testing.assert_close(extra["pfc"].module.weight, weight)
