@@ -359,17 +359,18 @@ class PeriodicWriter(HookBase):
         self._writers = writers
         self._period = period
 
-    def _write(self) -> None:
+    def write(self) -> None:
+        """Write what is recorded now (each value once: a later write does not repeat it)."""
         self.trainer.flush_metrics()
         for writer in self._writers:
             writer.write()
 
     def after_step(self) -> None:
         if (self.trainer.iter + 1) % self._period == 0:
-            self._write()
+            self.write()
 
     def after_epoch(self) -> None:
-        self._write()
+        self.write()
 
     def after_train(self) -> None:
         try:

@@ -77,6 +77,9 @@ class TuneReportHook(hooks.EvalHook):
     def __init__(self, eval_period: int, eval_function: Callable[[], Mapping], report: ReportFn):
         super().__init__(eval_period, eval_function)
         self._report = report
+        # Writers run before the report: Ray may end the trial's process right after it (the
+        # last epoch, a scheduler's stop, a kill), and the evaluation must be in its logs.
+        self.before_report: List[Callable[[], None]] = []
 
     def _do_eval(self) -> None:
         super()._do_eval()
@@ -91,6 +94,8 @@ class TuneReportHook(hooks.EvalHook):
             metrics["epoch"] = trainer.epoch + 1
             checkpoint_dir = tempfile.mkdtemp(prefix="fasttune-ckpt-")
             trainer.checkpointer.save(CHECKPOINT_NAME, folder=checkpoint_dir, **state)
+        for write in self.before_report:
+            write()
         try:
             self._report(metrics, checkpoint_dir)
         finally:
@@ -123,6 +128,10 @@ class TuneTrainer(DefaultTrainer):
                     self._report,
                 )
             result.append(hook)
+        writers = [h.write for h in result if isinstance(h, hooks.PeriodicWriter)]
+        for hook in result:
+            if isinstance(hook, TuneReportHook):
+                hook.before_report = writers
         return result
 
 
