@@ -10,12 +10,12 @@ from torchvision.transforms import v2 as T
 
 from fastreid.data import build_reid_train_loader, read_image
 from fastreid.data.device_cache import CacheTooLargeError, build_image_cache
-from fastreid.engine import CallbackHook, DefaultTrainer
+from fastreid.engine import DefaultTrainer
 from fastreid.engine.data_stream import EpochDataStream
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.errors import BadInputError
 
-from ..engine.conftest import tiny_config
+from ..engine.conftest import tiny_config, train_until_killed
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(REPO, "configs", "Synthetic", "bagtricks_R18.yml")
@@ -117,10 +117,6 @@ def _trainer(cfg) -> DefaultTrainer:
     return DefaultTrainer(cfg)
 
 
-class Killed(RuntimeError):
-    pass
-
-
 def test_training_through_the_device_path_resumes_exactly(synthetic_root, tmp_path):
     full = _trainer(_cfg(synthetic_root, str(tmp_path / "full")))
     assert type(full.data_loader.collate_fn).__name__ == "DeviceBatchCollate"
@@ -131,13 +127,7 @@ def test_training_through_the_device_path_resumes_exactly(synthetic_root, tmp_pa
     killed = _trainer(cfg)
     killed.resume_or_load(resume=False)
 
-    def kill(trainer):
-        if trainer.iter == trainer.iters_per_epoch + 1:  # in the middle of the 2nd epoch
-            raise Killed
-
-    killed.register_hooks([CallbackHook(after_step=kill)])
-    with pytest.raises(Killed):
-        killed.train()
+    train_until_killed(killed)
     resumed = _trainer(cfg)
     resumed.resume_or_load(resume=True)
     assert resumed.start_epoch == 1

@@ -49,3 +49,21 @@ def tiny_config(root: str, output_dir: str, **overrides) -> CfgNode:
             node = node[p]
         node[leaf] = value
     return cfg
+
+
+class Killed(RuntimeError):
+    """Stands for the process being killed in the middle of training."""
+
+
+def train_until_killed(trainer) -> None:
+    """Train ``trainer`` until it is stopped, as a kill would stop it, in the middle of its
+    second epoch (its checkpoint of the first epoch is on disk)."""
+    from fastreid.engine import CallbackHook
+
+    def kill(t) -> None:
+        if t.iter == t.iters_per_epoch + 1:
+            raise Killed
+
+    trainer.register_hooks([CallbackHook(after_step=kill)])
+    with pytest.raises(Killed):
+        trainer.train()

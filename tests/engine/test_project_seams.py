@@ -18,12 +18,14 @@ from torch import nn
 
 from fastreid.config import configurable, get_cfg
 from fastreid.data.datasets import DATASET_REGISTRY, ImageDataset
-from fastreid.engine import CallbackHook, DefaultTrainer, ExtraOptimizer
+from fastreid.engine import DefaultTrainer, ExtraOptimizer
 from fastreid.evaluation import EVALUATOR_REGISTRY, DatasetEvaluator
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, Baseline
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import load_checkpoint_file
 from fastreid.utils.env import seed_all_rng
+
+from .conftest import train_until_killed
 
 NUM_CLASSES = 4
 COLOURS = [(220, 30, 30), (30, 220, 30), (30, 30, 220), (220, 220, 30)]
@@ -202,10 +204,6 @@ def toy_config(root: str, output_dir: str, **overrides):
     return cfg
 
 
-class Killed(RuntimeError):
-    pass
-
-
 def _aux_trainer(cfg) -> AuxTrainer:
     seed_all_rng(cfg.SEED)
     return AuxTrainer(cfg)
@@ -248,13 +246,7 @@ def test_project_trains_with_a_second_optimizer_and_resumes_exactly(toy_root, tm
     killed = _aux_trainer(cfg)
     killed.resume_or_load(resume=False)
 
-    def kill(trainer):
-        if trainer.iter == trainer.iters_per_epoch + 1:
-            raise Killed
-
-    killed.register_hooks([CallbackHook(after_step=kill)])
-    with pytest.raises(Killed):
-        killed.train()
+    train_until_killed(killed)
     resumed = _aux_trainer(cfg)
     resumed.resume_or_load(resume=True)
     assert resumed.start_epoch == 1

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from fastreid.engine import CallbackHook, DefaultTrainer
+from fastreid.engine import DefaultTrainer
 from fastreid.utils.env import seed_all_rng
 
-from .conftest import tiny_config
-
-
-class Killed(RuntimeError):
-    pass
+from .conftest import tiny_config, train_until_killed
 
 
 def _trainer(cfg, seed=None) -> DefaultTrainer:
@@ -31,13 +26,7 @@ def test_resume_after_a_kill_reaches_the_same_weights_and_metrics(synthetic_root
     killed = _trainer(cfg)
     killed.resume_or_load(resume=False)
 
-    def kill(trainer):
-        if trainer.iter == trainer.iters_per_epoch + 1:  # in the middle of the 2nd epoch
-            raise Killed
-
-    killed.register_hooks([CallbackHook(after_step=kill)])
-    with pytest.raises(Killed):
-        killed.train()
+    train_until_killed(killed)
     assert (tmp_path / "killed" / "last_checkpoint").read_text() == "model_0000.pth"
 
     # Started from another seed (what SEED -1 gives a second process): the sampler draws

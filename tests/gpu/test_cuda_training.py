@@ -14,13 +14,10 @@ from fastreid.modeling import build_model
 from fastreid.solver import build_optimizer
 from fastreid.utils.env import seed_all_rng
 
+from ..engine.conftest import train_until_killed
 from .conftest import DEVICE, fp16_needs_cuda, needs_cuda, tiny_config
 
 pytestmark = [pytest.mark.cuda, needs_cuda]
-
-
-class Killed(RuntimeError):
-    pass
 
 
 def _cfg(root, out, device, dtype, graph=False, epochs=2):
@@ -69,13 +66,7 @@ def test_amp_training_resumes_exactly(
     killed = _trainer(cfg)
     killed.resume_or_load(resume=False)
 
-    def kill(trainer):
-        if trainer.iter == trainer.iters_per_epoch + 1:
-            raise Killed
-
-    killed.register_hooks([CallbackHook(after_step=kill)])
-    with pytest.raises(Killed):
-        killed.train()
+    train_until_killed(killed)
     resumed = _trainer(cfg, seed=cfg.SEED + 1)
     resumed.resume_or_load(resume=True)
     assert resumed.start_epoch == 1
