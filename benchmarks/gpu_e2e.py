@@ -125,9 +125,10 @@ def make_market_like(
     root: str, sizes: Dict[str, int], height: int, width: int, seed: int, workers: int
 ) -> str:
     """Write ``<root>/Market-1501-v15.09.15`` (Market1501 layout); returns its path."""
+    from fastreid.utils.file_io import atomic_folder
+
     final = os.path.join(root, MARKET_FOLDER)
-    work = tempfile.mkdtemp(prefix=".market-like-", dir=root)
-    try:
+    with atomic_folder(final, prefix=".market-like-") as work:
         for folder in ("bounding_box_train", "query", "bounding_box_test"):
             os.makedirs(os.path.join(work, folder))
         rows = plan_images(sizes, seed)
@@ -142,12 +143,6 @@ def make_market_like(
             with multiprocessing.get_context("fork").Pool(workers, _init_worker, init) as pool:
                 for _ in pool.imap_unordered(_render, tasks, chunksize=64):
                     pass
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return final
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from typing import IO, Any, Iterator
 
@@ -62,6 +63,24 @@ def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> I
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str, prefix: str = ".partial-") -> Iterator[str]:
+    """A temporary folder next to ``path`` to fill; on success it replaces ``path`` (an
+    earlier folder there is removed first). If the body raises, the temporary folder is
+    removed and ``path`` is left as it was."""
+    parent = os.path.dirname(os.path.abspath(path))
+    ensure_dir(parent)
+    work = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield work
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

@@ -24,8 +24,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
@@ -34,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from fastreid.utils.errors import exit_on_bad_input
-from fastreid.utils.file_io import ensure_dir
+from fastreid.utils.file_io import atomic_folder, ensure_dir
 
 from ..datasets.bases import resolve_datasets_root
 from ..datasets.synthetic import ATTRIBUTES_FILE, DATASET_FOLDER
@@ -472,8 +470,7 @@ def generate_synthetic_dataset(
 
     final_dir = os.path.join(output, DATASET_FOLDER)
     ensure_dir(output, what="datasets folder (--output)")
-    work_dir = tempfile.mkdtemp(prefix=".synthetic-", dir=output)
-    try:
+    with atomic_folder(final_dir, prefix=".synthetic-") as work_dir:
         folders = {
             s: os.path.join(work_dir, s)
             for s in ("bounding_box_train", "query", "bounding_box_test")
@@ -530,12 +527,6 @@ def generate_synthetic_dataset(
         # Written last: its presence marks a complete dataset.
         with open(os.path.join(work_dir, ATTRIBUTES_FILE), "w") as f:
             json.dump(attributes, f, indent=1)
-        if os.path.exists(final_dir):
-            shutil.rmtree(final_dir)
-        os.replace(work_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
     return final_dir
 
 
