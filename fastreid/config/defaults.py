@@ -307,8 +307,9 @@ _C.DATALOADER.SET_WEIGHT = []
 _C.DATALOADER.NUM_INSTANCE = 4
 # Worker processes per loader.
 _C.DATALOADER.NUM_WORKERS = 8
-# The main process keeps at most cores - NUM_WORKERS intra-op threads (False: torch's default).
-_C.DATALOADER.SPLIT_CORES = True
+# True: the main process keeps at most cores - NUM_WORKERS intra-op threads, for a machine
+# busy with other jobs; False (torch's default): all cores (faster on an idle machine).
+_C.DATALOADER.SPLIT_CORES = False
 # (fastreid) Skip unreadable images with a warning instead of stopping with an error.
 _C.DATALOADER.SKIP_CORRUPT = False
 # (fastreid) Device data path: decode the training set once into a uint8 cache at

@@ -44,7 +44,7 @@ def test_split_cores_off_no_workers_or_omp_num_threads_leave_torch_alone(threads
     assert torch.get_num_threads() == start
 
 
-def test_split_cores_is_a_config_key():
+def test_split_cores_is_a_config_key_off_by_default():
     from fastreid.config import get_cfg
 
-    assert get_cfg().DATALOADER.SPLIT_CORES is True
+    assert get_cfg().DATALOADER.SPLIT_CORES is False
